@@ -1,0 +1,151 @@
+/**
+ * Time, injected. Nothing in `src/` reads the wall clock or arms a timer
+ * except through a {@link Clock}, so {@link FakeClock} makes ETAs, retries,
+ * timeouts and expiry deterministic in tests.
+ */
+import { Heap } from './heap.js';
+
+/** An armed timer, as returned by {@link Clock.setTimer}. */
+export interface TimerHandle {
+  readonly id: number;
+}
+
+/** The time source of an app, a transport and a worker. */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Runs `fn` once after `delayMs`. The handle may be passed to `clearTimer`. */
+  setTimer(fn: () => void, delayMs: number): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+  /**
+   * Tells the clock about asynchronous work started by a timer or a delivery,
+   * so that `FakeClock.advance` can wait for it. The real clock ignores it.
+   */
+  track(work: Promise<unknown>): void;
+}
+
+interface RealHandle extends TimerHandle {
+  readonly timeout: NodeJS.Timeout;
+}
+
+/** The real clock: `Date.now()` and unref'd `setTimeout`. */
+export class SystemClock implements Clock {
+  #next = 1;
+  now(): number {
+    return Date.now();
+  }
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const timeout = setTimeout(fn, Math.max(0, delayMs));
+    const handle: RealHandle = { id: this.#next++, timeout };
+    return handle;
+  }
+  clearTimer(handle: TimerHandle): void {
+    clearTimeout((handle as RealHandle).timeout);
+  }
+  track(): void { /* the real clock does not wait for work */ }
+}
+
+/** The process-wide real clock. */
+export const systemClock: Clock = new SystemClock();
+
+interface FakeTimer {
+  readonly id: number;
+  readonly fn: () => void;
+  cancelled: boolean;
+}
+
+/** How many settle rounds `advance` grants tracked work after each timer. */
+const SETTLE_ROUNDS = 50;
+
+/**
+ * A clock that only moves when told to. `advance(ms)` fires every timer due on
+ * the way, in due order (ties in arming order), and after each one waits for
+ * the work it triggered (tracked promises and pending callbacks) to settle.
+ *
+ * @example
+ * const clock = new FakeClock();
+ * const app = new App({ clock });
+ * await clock.advance(5_000); // fires retries and ETAs due in the next 5 s
+ */
+export class FakeClock implements Clock {
+  #now: number;
+  #timers = new Heap<FakeTimer>();
+  #byId = new Map<number, FakeTimer>();
+  #next = 1;
+  #work = new Set<Promise<unknown>>();
+
+  constructor(startMs = 0) {
+    this.#now = startMs;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  /** Timers armed and not yet fired or cleared. */
+  get pending(): number {
+    return this.#byId.size;
+  }
+
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const timer: FakeTimer = { id: this.#next++, fn, cancelled: false };
+    this.#timers.push(this.#now + Math.max(0, delayMs), timer);
+    this.#byId.set(timer.id, timer);
+    return { id: timer.id };
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const timer = this.#byId.get(handle.id);
+    if (timer === undefined) return;
+    timer.cancelled = true;
+    this.#byId.delete(handle.id);
+  }
+
+  track(work: Promise<unknown>): void {
+    this.#work.add(work);
+    const done = (): void => { this.#work.delete(work); };
+    work.then(done, done);
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order and awaiting their work. */
+  async advance(ms: number): Promise<void> {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`Expected ms to be a finite number >= 0, got ${String(ms)}`);
+    const target = this.#now + ms;
+    await this.#settle();
+    for (;;) {
+      this.#dropCancelled();
+      if (this.#timers.peekKey() > target) break;
+      this.#now = Math.max(this.#now, this.#timers.peekKey());
+      const timer = this.#timers.pop() as FakeTimer;
+      this.#byId.delete(timer.id);
+      timer.fn();
+      await this.#settle();
+    }
+    this.#now = target;
+    await this.#settle();
+  }
+
+  /** Advances until no timer is pending. Throws after `maxTimers` firings (timers re-arming forever). */
+  async runAll(maxTimers = 100_000): Promise<void> {
+    let fired = 0;
+    await this.#settle();
+    for (;;) {
+      this.#dropCancelled();
+      if (this.#timers.size === 0) return;
+      if (fired++ >= maxTimers) throw new Error(`FakeClock.runAll: still ${this.#timers.size} timers pending after ${maxTimers} firings; timers keep re-arming (a periodic schedule?): use advance(ms) instead`);
+      await this.advance(Math.max(0, this.#timers.peekKey() - this.#now));
+    }
+  }
+
+  #dropCancelled(): void {
+    while (this.#timers.size > 0 && (this.#timers.peek() as FakeTimer).cancelled) this.#timers.pop();
+  }
+
+  /** Lets microtasks and immediates run until tracked work is done (bounded). */
+  async #settle(): Promise<void> {
+    for (let round = 0; round < SETTLE_ROUNDS; round++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#work.size === 0 && round >= 1) return;
+    }
+  }
+}

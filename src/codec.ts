@@ -1,0 +1,164 @@
+/**
+ * The value codec. Task arguments, results and progress values cross every
+ * transport as {@link Packed} text: validated at send time (with the path of a
+ * bad value), JSON underneath, with `Uint8Array`s carried beside the text
+ * rather than inside it (no base64). The in-memory transport uses it too, so
+ * producer and worker never share an object.
+ */
+import { ValidationError } from './errors.js';
+
+/**
+ * A packed value: JSON text, or JSON text plus binary attachments. Inside the
+ * text an attachment is `{"\u0000b": index}` (a key users cannot send).
+ */
+export type Packed = string | PackedWithBinary;
+
+export interface PackedWithBinary {
+  readonly json: string;
+  readonly bins: readonly Uint8Array[];
+}
+
+/** A value that crosses a transport: JSON, plus `Uint8Array`, plus `undefined` as a result. */
+export type Value =
+  | null | boolean | number | string | Uint8Array | undefined
+  | readonly Value[]
+  | { readonly [key: string]: Value };
+
+const BIN_KEY = '\u0000b';
+/** `undefined` as a whole value (a task result) packs to this text. */
+const UNDEFINED = '';
+
+/** Packs `value`, throwing `ValidationError` naming the path of anything that is not a {@link Value}. */
+export function pack(value: unknown, path = 'value'): Packed {
+  if (value === undefined) return UNDEFINED;
+  const bins = scan(value, path, 0, null);
+  if (bins === null) return JSON.stringify(value);
+  return packBinary(value, bins);
+}
+
+/** Unpacks a {@link Packed} into a fresh value that shares nothing with any other unpack. */
+export function unpack(packed: Packed): unknown {
+  if (typeof packed === 'string') return packed === UNDEFINED ? undefined : JSON.parse(packed);
+  const bins = packed.bins;
+  return JSON.parse(packed.json, function (this: unknown, _key, v: unknown) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      const index = (v as Record<string, unknown>)[BIN_KEY];
+      if (typeof index === 'number') return new Uint8Array(bins[index] as Uint8Array);
+    }
+    return v;
+  });
+}
+
+/** Packs an argument list (an array), naming bad values as `args[i]...`. */
+export function packArgs(args: readonly unknown[]): Packed {
+  if (!Array.isArray(args)) throw new ValidationError(`Expected args to be an array, got ${typeof args}`, 'args');
+  return pack(args, 'args');
+}
+
+/** Unpacks an argument list packed by {@link packArgs}. */
+export function unpackArgs(packed: Packed): unknown[] {
+  const v = unpack(packed);
+  return Array.isArray(v) ? v : [];
+}
+
+/**
+ * Appends packed values to packed args (chains and chords append results).
+ * Plain text is joined without parsing; binary attachments are re-indexed.
+ */
+export function appendArgs(args: Packed, values: readonly Packed[]): Packed {
+  if (values.length === 0) return args;
+  if (typeof args === 'string' && values.every((v) => typeof v === 'string')) {
+    let text = args.slice(0, -1);
+    let first = args === '[]';
+    for (const v of values as readonly string[]) {
+      text += (first ? '' : ',') + (v === UNDEFINED ? 'null' : v);
+      first = false;
+    }
+    return text + ']';
+  }
+  const list = unpackArgs(args);
+  for (const v of values) list.push(unpack(v) ?? null);
+  return pack(list, 'args');
+}
+
+/** Prepends one plain value (the error message for `onError`) to packed args. */
+export function prependArg(args: Packed, value: string): Packed {
+  const list = unpackArgs(args);
+  list.unshift(value);
+  return pack(list, 'args');
+}
+
+/** Byte size of a packed value, for limits and memory accounting. */
+export function packedSize(packed: Packed): number {
+  if (typeof packed === 'string') return packed.length;
+  let n = packed.json.length;
+  for (const b of packed.bins) n += b.byteLength;
+  return n;
+}
+
+/**
+ * Walks `value`; returns null when it holds no `Uint8Array`, else the list of
+ * them. Throws on anything that is not a Value. `seen` catches cycles.
+ */
+function scan(value: unknown, path: string, depth: number, bins: Uint8Array[] | null): Uint8Array[] | null {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return bins;
+    case 'number':
+      if (!Number.isFinite(value)) throw bad(path, `${String(value)} is not a finite number`);
+      return bins;
+    case 'object': {
+      if (value === null) return bins;
+      if (depth > 100) throw bad(path, 'nesting deeper than 100 levels (a circular structure?)');
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) bins = scan(value[i], `${path}[${i}]`, depth + 1, bins);
+        return bins;
+      }
+      if (value instanceof Uint8Array) {
+        if (value.constructor !== Uint8Array && !(typeof Buffer !== 'undefined' && value instanceof Buffer)) {
+          throw bad(path, `a ${value.constructor.name} is not a value: use a plain Uint8Array`);
+        }
+        (bins ??= []).push(value);
+        return bins;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) {
+        const name = (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+        throw bad(path, `a ${name} instance is not a value: send plain objects, arrays, strings, finite numbers, booleans, null or Uint8Array`);
+      }
+      for (const key in value) {
+        if (key === BIN_KEY) throw bad(`${path}.${key}`, 'the key "\\u0000b" is reserved');
+        bins = scan((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, bins);
+      }
+      return bins;
+    }
+    case 'undefined':
+      throw bad(path, 'undefined is not a value (use null)');
+    case 'bigint':
+      throw bad(path, 'a BigInt is not a value: send it as a string');
+    case 'function':
+      throw bad(path, 'a function is not a value');
+    default:
+      throw bad(path, `a ${typeof value} is not a value`);
+  }
+}
+
+function bad(path: string, what: string): ValidationError {
+  return new ValidationError(`Invalid value at ${path}: ${what}`, path);
+}
+
+function packBinary(value: unknown, bins: Uint8Array[]): PackedWithBinary {
+  const copies: Uint8Array[] = [];
+  const index = new Map<Uint8Array, number>();
+  for (const b of bins) {
+    if (!index.has(b)) { index.set(b, copies.length); copies.push(new Uint8Array(b)); }
+  }
+  const json = JSON.stringify(value, function (this: unknown, key, v: unknown) {
+    // Read the holder, not `v`: Buffer.toJSON has already run on `v`.
+    const original = (this as Record<string, unknown>)[key];
+    if (original instanceof Uint8Array) return { [BIN_KEY]: index.get(original) };
+    return v;
+  });
+  return { json, bins: copies };
+}
