@@ -1,0 +1,188 @@
+/**
+ * The App: task registry, producer and worker factory over one transport.
+ * The composition root: the only `src/` file that imports a transport (the
+ * in-memory default).
+ */
+import { availableParallelism } from 'node:os';
+import { MemoryTransport } from '../transports/memory/memory-transport.js';
+import { systemClock, type Clock } from './clock.js';
+import { ClosedError, ValidationError } from './errors.js';
+import { createModuleRunner } from './module-runner.js';
+import { checkOptions, rules } from './options.js';
+import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
+import { AsyncResult, GroupResult } from './result.js';
+import { defaultRng, type Rng } from './rng.js';
+import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
+import type { Transport } from './transport.js';
+import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
+import { compile, type HandleShape } from './workflow.js';
+
+/** Options of `new App()`. */
+export interface AppOptions {
+  /** Broker and result store. Default: a new `MemoryTransport`. */
+  readonly transport?: Transport;
+  /** Queue of signatures that name none. Default `"default"`. */
+  readonly defaultQueue?: string;
+  /** Time source. Default: the real clock; pass a `FakeClock` in tests. */
+  readonly clock?: Clock;
+  /** ms a finished task's state and result are kept. Default 24 h. */
+  readonly resultsExpireIn?: number;
+  /** Random source for backoff jitter, in [0, 1). Default `Math.random`. */
+  readonly rng?: Rng;
+}
+
+/** Options of `app.worker()`. */
+export interface WorkerOptions {
+  /** Queues to consume. Default: `[defaultQueue]`. */
+  readonly queues?: readonly string[];
+  /** Tasks in flight at once. Default 10. */
+  readonly concurrency?: number;
+  /** Threads of the pool that runs module tasks, started on the first one. Default `os.availableParallelism()`. */
+  readonly threads?: number;
+  /** Deliveries held beyond `concurrency`, ahead of execution. Default 0 in memory; raise it over TCP. */
+  readonly prefetch?: number;
+  /** Hand back tasks this worker's app has not registered instead of failing them. Default false. */
+  readonly ignoreUnknown?: boolean;
+}
+
+const APP_RULES = {
+  transport: rules.object, defaultQueue: rules.string, clock: rules.object, resultsExpireIn: rules.number(0), rng: rules.fn,
+};
+const WORKER_RULES = {
+  queues: rules.stringArray, concurrency: rules.int(1), threads: rules.int(1, 1024), prefetch: rules.int(0), ignoreUnknown: rules.boolean,
+};
+const TASK_RULES = {
+  queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0), backoff: rules.object,
+  timeout: rules.number(1), rateLimit: rules.object,
+};
+
+/**
+ * @example
+ * const app = new App();
+ * const add = app.task('add', (a: number, b: number) => a + b);
+ * await app.worker().start();
+ * const sum = await (await app.send(add.s(1, 2))).get(); // 3
+ */
+export class App {
+  readonly #transport: Transport;
+  readonly #clock: Clock;
+  readonly #defaultQueue: string;
+  readonly #resultsExpireIn: number;
+  readonly #rng: Rng;
+  readonly #registry = new Registry();
+  readonly #workers = new Set<Worker>();
+  readonly #connecting: Promise<void>;
+  readonly #host: WorkerHost;
+  #connected = false;
+  #closed = false;
+
+  constructor(options: AppOptions = {}) {
+    checkOptions('App', options, APP_RULES);
+    this.#clock = options.clock ?? systemClock;
+    this.#transport = options.transport ?? new MemoryTransport({ clock: this.#clock });
+    this.#defaultQueue = options.defaultQueue ?? 'default';
+    this.#resultsExpireIn = options.resultsExpireIn ?? 24 * 60 * 60 * 1000;
+    this.#rng = options.rng ?? defaultRng;
+    this.#connecting = this.#transport.connect({ clock: this.#clock }).then(() => { this.#connected = true; });
+    this.#connecting.catch(() => undefined);
+    const app = this;
+    this.#host = {
+      transport: this.#transport, clock: this.#clock, registry: this.#registry, rng: this.#rng, resultsExpireIn: this.#resultsExpireIn,
+      ready: () => app.#ready(),
+      moduleRunner: (threads: number): ModuleRunner => createModuleRunner(threads),
+    };
+  }
+
+  /** The app's clock. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** The app's transport. */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /**
+   * Registers a task: an inline function, or `{ module, export }` to run on the worker's thread pool.
+   * Names are unique per app.
+   */
+  task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options?: TaskOptions): TaskRef<A, Awaited<R>>;
+  task<A extends unknown[] = unknown[], R = unknown>(name: string, spec: ModuleTaskSpec, options?: TaskOptions): TaskRef<A, R>;
+  task(name: string, impl: ((...args: never[]) => unknown) | ModuleTaskSpec, options: TaskOptions = {}): TaskRef<unknown[], unknown> {
+    this.#live();
+    checkOptions(`task "${String(name)}"`, options, TASK_RULES);
+    this.#registry.add(name, impl, Object.freeze({ ...options }));
+    return {
+      name,
+      s: (...args: unknown[]) => signature(name, args),
+      with: (opts: SignatureOptions, ...args: unknown[]) => signature(name, args, opts),
+    } as TaskRef<unknown[], unknown>;
+  }
+
+  /**
+   * Sends a signature, chain, group or chord. Resolves once the transport
+   * accepted it, with its result handle. A signature whose explicit `id` the
+   * result store already knows is not enqueued again.
+   */
+  send<R>(sig: Signature & { readonly __result?: R }): Promise<AsyncResult<R>>;
+  send(group: Group): Promise<GroupResult>;
+  send(workflow: Chain | Chord): Promise<AsyncResult>;
+  send(workflow: Workflow): Promise<AsyncResult | GroupResult>;
+  async send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
+    this.#live();
+    if (!this.#connected) await this.#ready();
+    const compiled = compile(workflow, {
+      defaultQueue: this.#defaultQueue,
+      now: this.#clock.now(),
+      defaults: (name) => this.#registry.get(name)?.options,
+    });
+    await this.#transport.publish(compiled.batch);
+    return this.#handle(compiled.handle);
+  }
+
+  /** A handle for a task id sent elsewhere (another process, an earlier run). */
+  result<R = unknown>(id: string, name = ''): AsyncResult<R> {
+    if (typeof id !== 'string' || id === '') throw new ValidationError('Expected a task id (a non-empty string)', 'id');
+    return new AsyncResult<R>({ transport: this.#transport, clock: this.#clock }, id, name);
+  }
+
+  /** Makes a worker (call `start()` on it). `app.close()` stops it. */
+  worker(options: WorkerOptions = {}): Worker {
+    this.#live();
+    checkOptions('worker', options, WORKER_RULES);
+    const worker = new Worker(this.#host, Object.freeze({
+      queues: options.queues ?? [this.#defaultQueue],
+      concurrency: options.concurrency ?? 10,
+      threads: options.threads ?? availableParallelism(),
+      prefetch: options.prefetch ?? 0,
+      ignoreUnknown: options.ignoreUnknown ?? false,
+    }));
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /** Stops the workers it made (gracefully), closes the transport and clears its timers. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#workers].map((w) => w.stop()));
+    await this.#transport.close();
+  }
+
+  async #ready(): Promise<void> {
+    await this.#connecting;
+  }
+
+  #live(): void {
+    if (this.#closed) throw new ClosedError('This App');
+  }
+
+  #handle(shape: HandleShape): AsyncResult | GroupResult {
+    if (shape.kind === 'task') return new AsyncResult({ transport: this.#transport, clock: this.#clock }, shape.id, shape.name);
+    return new GroupResult(shape.members.map((m) => this.#handle(m)));
+  }
+}
+
+export type { PrefixOf };
+export { MemoryTransport, type MemoryTransportOptions } from '../transports/memory/memory-transport.js';

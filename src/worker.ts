@@ -1,0 +1,292 @@
+/**
+ * A worker: consumes deliveries from its queues, runs up to `concurrency`
+ * tasks at once (inline on this event loop, module tasks on a thread pool),
+ * and settles each delivery with the outcome the core decides.
+ */
+import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
+import type { Clock, TimerHandle } from './clock.js';
+import { pack, unpack, unpackArgs } from './codec.js';
+import { runInContext, type TaskContext } from './context.js';
+import {
+  ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
+} from './errors.js';
+import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } from './outcome.js';
+import type { Registry, TaskDef } from './registry.js';
+import type { Rng } from './rng.js';
+import type { Consumer, Delivery, Outcome, TaskMessage, Transport } from './transport.js';
+
+const log = debuglog('millwright');
+
+/** Runs module tasks (on a thread pool). */
+export interface ModuleRunner {
+  run(def: Extract<TaskDef, { kind: 'module' }>, args: unknown[], context: Omit<TaskContext, 'progress' | 'signal'>, signal: AbortSignal, onProgress: (value: unknown) => void): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** Worker options, resolved. */
+export interface WorkerSettings {
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  readonly threads: number;
+  readonly prefetch: number;
+  readonly ignoreUnknown: boolean;
+}
+
+/** What a worker needs from its app. */
+export interface WorkerHost {
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly registry: Registry;
+  readonly rng: Rng;
+  readonly resultsExpireIn: number;
+  ready(): Promise<void>;
+  moduleRunner(threads: number): ModuleRunner;
+}
+
+/** Options of `worker.stop()`. */
+export interface StopOptions {
+  /** Finish running tasks before resolving (default true). */
+  readonly graceful?: boolean;
+  /** ms to wait for running tasks; past it they are aborted and handed back. Default: no limit. */
+  readonly timeout?: number;
+}
+
+interface Run {
+  readonly delivery: Delivery;
+  readonly controller: AbortController;
+  timer: TimerHandle | undefined;
+  done: boolean;
+  revoked: boolean;
+}
+
+export interface TaskEvent { readonly id: string; readonly name: string; readonly attempt: number }
+
+/**
+ * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }),
+ * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }),
+ * `error` (transport errors; without a listener they go to `NODE_DEBUG=millwright`).
+ */
+export class Worker extends EventEmitter {
+  readonly #host: WorkerHost;
+  readonly #settings: WorkerSettings;
+  #consumer: Consumer | undefined;
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  readonly #running = new Map<number, Run>();
+  readonly #backlog: Delivery[] = [];
+  readonly #revoked = new Set<string>();
+  #idle: (() => void) | undefined;
+  #runner: ModuleRunner | undefined;
+
+  /** @internal Made by `app.worker()`. */
+  constructor(host: WorkerHost, settings: WorkerSettings) {
+    super();
+    this.#host = host;
+    this.#settings = settings;
+  }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.#running.size;
+  }
+
+  /** Starts consuming. Resolves once the transport accepted the consumer. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ClosedError(this.#state === 'running' ? 'This worker is already started; it' : 'Worker');
+    this.#state = 'running';
+    await this.#host.ready();
+    const s = this.#settings;
+    this.#consumer = await this.#host.transport.consume(
+      { queues: s.queues, prefetch: s.concurrency + s.prefetch, names: s.ignoreUnknown ? this.#host.registry.names() : null },
+      { deliver: (d) => this.#onDelivery(d), revoked: (id) => this.#onRevoked(id) },
+    );
+  }
+
+  /**
+   * Stops taking tasks. Graceful (default): waits for running tasks, up to
+   * `timeout`; then (or at once when not graceful) aborts the rest, whose
+   * signals fire, and hands them back to the broker for another worker.
+   */
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'new') { this.#state = 'stopped'; return; }
+    if (this.#state === 'stopping') return this.#waitIdle();
+    this.#state = 'stopping';
+    const transport = this.#host.transport;
+    for (const d of this.#backlog.splice(0)) await this.#guard(transport.release(d.tag, 0));
+    if (options.graceful !== false && this.#running.size > 0) {
+      const idle = this.#waitIdle();
+      if (options.timeout === undefined) await idle;
+      else await raceTimer(idle, this.#host.clock, options.timeout);
+    }
+    for (const run of [...this.#running.values()]) {
+      run.done = true;
+      this.#running.delete(run.delivery.tag);
+      if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
+      run.controller.abort(new ClosedError('The worker was stopped and'));
+      await this.#guard(transport.release(run.delivery.tag, 0));
+    }
+    await this.#guard(this.#consumer?.cancel());
+    await this.#runner?.close();
+    this.#state = 'stopped';
+  }
+
+  #onDelivery(delivery: Delivery): void {
+    if (this.#state !== 'running') {
+      void this.#guard(this.#host.transport.release(delivery.tag, 0));
+      return;
+    }
+    if (this.#running.size < this.#settings.concurrency) this.#start(delivery);
+    else this.#backlog.push(delivery);
+  }
+
+  #onRevoked(id: string): void {
+    this.#revoked.add(id);
+    for (const run of this.#running.values()) {
+      if (run.delivery.message.id === id && !run.done) {
+        run.revoked = true;
+        run.controller.abort(new RevokedError(id));
+      }
+    }
+  }
+
+  #start(delivery: Delivery): void {
+    const run: Run = { delivery, controller: new AbortController(), timer: undefined, done: false, revoked: false };
+    this.#running.set(delivery.tag, run);
+    const work = this.#execute(run).catch((err: unknown) => this.#report(err)).finally(() => this.#next(run));
+    this.#host.clock.track(work);
+  }
+
+  #next(run: Run): void {
+    this.#running.delete(run.delivery.tag);
+    const d = this.#backlog.shift();
+    if (d !== undefined && this.#state === 'running') this.#start(d);
+    if (this.#running.size === 0) this.#idle?.();
+  }
+
+  async #execute(run: Run): Promise<void> {
+    const { message, tag } = run.delivery;
+    const { transport, clock, registry } = this.#host;
+    const attempt = message.attempt + 1;
+    const def = registry.get(message.name);
+    if (def === undefined) {
+      if (this.#settings.ignoreUnknown) return this.#guard(transport.release(tag, 0));
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#outcomeContext()));
+    }
+    if (this.#revoked.has(message.id)) return this.#settle(run, this.#revokedOutcome(message, attempt));
+    if (message.expires !== undefined && clock.now() > message.expires) {
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext()));
+    }
+    const now = clock.now();
+    await this.#guard(transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: now }));
+    const event: TaskEvent = { id: message.id, name: message.name, attempt };
+    this.emit('task:started', event);
+    if (message.timeout !== undefined) {
+      const ms = message.timeout;
+      run.timer = clock.setTimer(() => run.controller.abort(new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
+    }
+    let outcome: Outcome;
+    try {
+      const result = await this.#invoke(def, run, attempt);
+      if (run.done) return;
+      outcome = run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, result, event);
+    } catch (err) {
+      if (run.done) return;
+      outcome = run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err, event);
+    }
+    await this.#settle(run, outcome);
+  }
+
+  /** Runs the task; rejects as soon as its signal fires, even if the function ignores it. */
+  #invoke(def: TaskDef, run: Run, attempt: number): Promise<unknown> {
+    const message = run.delivery.message;
+    const signal = run.controller.signal;
+    const args = unpackArgs(message.args);
+    const transport = this.#host.transport;
+    const progress = (value: unknown): void => transport.progress(run.delivery.tag, message.id, pack(value, 'progress'));
+    const context: TaskContext = {
+      id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signal, progress,
+      get signature(): Readonly<Record<string, unknown>> { return signatureOf(message); },
+    };
+    return new Promise<unknown>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = (): void => signal.removeEventListener('abort', onAbort);
+      let pending: Promise<unknown>;
+      try {
+        if (def.kind === 'inline') {
+          pending = Promise.resolve(runInContext(context, () => def.fn(...args)));
+        } else {
+          this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
+          const { signal: _s, progress: _p, ...data } = { ...context, signature: signatureOf(message) };
+          pending = this.#runner.run(def, args, data, signal, progress);
+        }
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.then((v) => { done(); resolve(v); }, (e: unknown) => { done(); reject(e); });
+    });
+  }
+
+  #success(message: TaskMessage, attempt: number, result: unknown, event: TaskEvent): Outcome {
+    let packed;
+    try {
+      packed = pack(result, 'result');
+    } catch (err) {
+      const why = err instanceof ValidationError ? err.message : String(err);
+      return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'), event);
+    }
+    this.emit('task:succeeded', { ...event, result });
+    return successOutcome(message, attempt, packed, this.#outcomeContext());
+  }
+
+  #failure(message: TaskMessage, attempt: number, err: unknown, event: TaskEvent): Outcome {
+    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext());
+    if (retryIn === null) this.emit('task:failed', { ...event, error });
+    else this.emit('task:retry', { ...event, error, delay: retryIn });
+    return outcome;
+  }
+
+  #revokedOutcome(message: TaskMessage, attempt: number): Outcome {
+    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#outcomeContext());
+  }
+
+  async #settle(run: Run, outcome: Outcome): Promise<void> {
+    run.done = true;
+    if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
+    await this.#guard(this.#host.transport.settle(run.delivery.tag, outcome));
+  }
+
+  #outcomeContext(): OutcomeContext {
+    return { now: this.#host.clock.now(), resultsExpireIn: this.#host.resultsExpireIn, rng: this.#host.rng };
+  }
+
+  #waitIdle(): Promise<void> {
+    if (this.#running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#idle;
+      this.#idle = () => { previous?.(); this.#idle = undefined; resolve(); };
+    });
+  }
+
+  async #guard(work: Promise<unknown> | undefined): Promise<void> {
+    try { await work; } catch (err) { this.#report(err); }
+  }
+
+  #report(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else log('worker error: %s', err instanceof Error ? err.stack : String(err));
+  }
+}
+
+/** The signature as plain data, args unpacked (what `currentTask().signature` shows). */
+function signatureOf(message: TaskMessage): Readonly<Record<string, unknown>> {
+  const { args, onSuccess: _next, chord: _chord, attempt: _attempt, ...rest } = message;
+  return { ...rest, args: unpack(args) };
+}
+
+function raceTimer(work: Promise<void>, clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimer(resolve, ms);
+    void work.then(() => { clock.clearTimer(timer); resolve(); });
+  });
+}

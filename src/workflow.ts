@@ -1,0 +1,173 @@
+/**
+ * Compiles a workflow (signature, chain, group, chord, nested) into task
+ * messages linked by `onSuccess` batches and chord ledgers, plus the shape of
+ * the result handle. Pure: no I/O, no clock reads beyond `now`.
+ *
+ *   chain(a, group(b, c), d)
+ *     => a.onSuccess = { tasks: [b, c], chords: [{ id: g, count: 2, callback: { tasks: [d] } }] }
+ *        b.chord = { id: g, index: 0 }, c.chord = { id: g, index: 1 }
+ */
+import { appendArgs, packArgs, type Packed } from './codec.js';
+import { ValidationError } from './errors.js';
+import { isSignature, isWorkflow, type Signature, type Workflow } from './signature.js';
+import type { Backoff, Batch, ChordRef, TaskMessage } from './transport.js';
+
+/** Where a workflow's result will be found. */
+export type HandleShape =
+  | { readonly kind: 'task'; readonly id: string; readonly name: string }
+  | { readonly kind: 'group'; readonly members: readonly HandleShape[] };
+
+/** Per-task defaults (TaskOptions) the compiler applies under a signature's own fields. */
+export interface TaskDefaults {
+  readonly queue?: string;
+  readonly priority?: number;
+  readonly retries?: number;
+  readonly backoff?: Backoff;
+  readonly timeout?: number;
+}
+
+export interface CompileContext {
+  readonly defaultQueue: string;
+  readonly now: number;
+  readonly defaults: (name: string) => TaskDefaults | undefined;
+}
+
+export interface Compiled {
+  readonly batch: Batch;
+  readonly handle: HandleShape;
+}
+
+/** Compiles `workflow` to run, then `next` with its result. */
+export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | null = null, chordRef?: ChordRef): Compiled {
+  if (!isWorkflow(workflow)) throw new ValidationError('Expected a signature, chain, group or chord', 'workflow');
+  if (isSignature(workflow)) {
+    const message = toMessage(workflow, ctx, next, chordRef);
+    return { batch: { tasks: [message], chords: [] }, handle: { kind: 'task', id: message.id, name: message.name } };
+  }
+  switch (workflow.kind) {
+    case 'chain': return compileChain(workflow.steps, ctx, next, chordRef);
+    case 'group': return compileGroup(workflow.id, workflow.members, ctx, next, chordRef);
+    case 'chord': {
+      if (chordRef !== undefined) throw nested();
+      const callback = compile(workflow.callback, ctx, next);
+      const members = compileGroup(workflow.id, workflow.group.members, ctx, callback.batch);
+      return { batch: members.batch, handle: callback.handle };
+    }
+  }
+}
+
+function compileChain(steps: readonly Workflow[], ctx: CompileContext, next: Batch | null, chordRef?: ChordRef): Compiled {
+  if (steps.length === 0) throw new ValidationError('A chain needs at least one step', 'chain');
+  let cont = next;
+  let handle: HandleShape | undefined;
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const step = compile(steps[i] as Workflow, ctx, cont, i === steps.length - 1 ? chordRef : undefined);
+    handle ??= step.handle;
+    cont = step.batch;
+  }
+  return { batch: cont as Batch, handle: handle as HandleShape };
+}
+
+function compileGroup(id: string, members: readonly Workflow[], ctx: CompileContext, next: Batch | null, chordRef?: ChordRef): Compiled {
+  if (chordRef !== undefined) throw nested();
+  if (next === null) {
+    const parts = members.map((m) => compile(m, ctx));
+    return { batch: merge(parts.map((p) => p.batch)), handle: { kind: 'group', members: parts.map((p) => p.handle) } };
+  }
+  // A group followed by something is a chord: `next` runs once with every result.
+  if (members.length === 0) return { batch: next, handle: { kind: 'group', members: [] } };
+  const tail = taskIds(next).map((t) => t.id);
+  const parts = members.map((m, index) => compile(m, ctx, null, { id, index, tail }));
+  const batch = merge(parts.map((p) => p.batch));
+  return {
+    batch: { tasks: batch.tasks, chords: [...batch.chords, { id, count: members.length, callback: next }] },
+    handle: { kind: 'group', members: parts.map((p) => p.handle) },
+  };
+}
+
+function merge(batches: readonly Batch[]): Batch {
+  if (batches.length === 1) return batches[0] as Batch;
+  return { tasks: batches.flatMap((b) => b.tasks), chords: batches.flatMap((b) => b.chords) };
+}
+
+function nested(): ValidationError {
+  return new ValidationError('A chord member must be a signature or a chain ending in a signature, not a group or chord', 'chord');
+}
+
+/** Every task id a batch can start, recursively (its tasks, their links, chord callbacks). */
+export function taskIds(batch: Batch, out: Array<{ id: string; name: string }> = []): Array<{ id: string; name: string }> {
+  for (const t of batch.tasks) {
+    out.push({ id: t.id, name: t.name });
+    if (t.onSuccess !== undefined) taskIds(t.onSuccess, out);
+  }
+  for (const c of batch.chords) taskIds(c.callback, out);
+  return out;
+}
+
+function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chordRef: ChordRef | undefined): TaskMessage {
+  const d = ctx.defaults(sig.name) ?? {};
+  const where = `signature "${sig.name}"`;
+  const id = sig.id ?? '';
+  if (typeof id !== 'string' || id === '') throw new ValidationError(`Expected ${where} to have a non-empty string id`, 'id');
+  const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => compile(s, ctx).batch));
+  const onSuccess = next === null ? userNext : userNext === null ? next : merge([userNext, next]);
+  const message: Record<string, unknown> = {
+    id,
+    name: sig.name,
+    args: packArgs(sig.args ?? []),
+    queue: check(sig.queue ?? d.queue ?? ctx.defaultQueue, isName, where, 'queue', 'a non-empty string'),
+    priority: check(sig.priority ?? d.priority ?? 0, Number.isInteger, where, 'priority', 'an integer'),
+    eta: check(sig.eta ?? 0, isTime, where, 'eta', 'epoch ms (a finite number >= 0)'),
+    retries: check(sig.retries ?? d.retries ?? 0, isCount, where, 'retries', 'an integer >= 0'),
+    attempt: 0,
+    createdAt: ctx.now,
+  };
+  const backoff = sig.backoff ?? d.backoff;
+  if (backoff !== undefined) message['backoff'] = checkBackoff(backoff, where);
+  const timeout = sig.timeout ?? d.timeout;
+  if (timeout !== undefined) message['timeout'] = check(timeout, isPositive, where, 'timeout', 'a number of ms > 0');
+  if (sig.expires !== undefined) message['expires'] = check(sig.expires, isTime, where, 'expires', 'epoch ms');
+  if (sig.immutable === true) message['immutable'] = true;
+  if (sig.headers !== undefined) message['headers'] = checkHeaders(sig.headers, where);
+  if (onSuccess !== null) message['onSuccess'] = onSuccess;
+  if (sig.onError !== undefined && sig.onError.length > 0) message['onError'] = sig.onError.flatMap((s) => compile(s, ctx).batch.tasks);
+  if (chordRef !== undefined) message['chord'] = chordRef;
+  return message as unknown as TaskMessage;
+}
+
+function check<T>(value: T, ok: (v: T) => boolean, where: string, field: string, expect: string): T {
+  if (!ok(value)) throw new ValidationError(`Expected \`${field}\` of ${where} to be ${expect}, got ${JSON.stringify(value) ?? String(value)}`, field);
+  return value;
+}
+
+const isName = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isCount = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+const isPositive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+function checkBackoff(b: Backoff, where: string): Backoff {
+  if (typeof b !== 'object' || b === null || !['fixed', 'exponential', 'fibonacci'].includes(b.type)) {
+    throw new ValidationError(`Expected \`backoff.type\` of ${where} to be "fixed", "exponential" or "fibonacci"`, 'backoff.type');
+  }
+  check(b.delay, isTime, where, 'backoff.delay', 'a number of ms >= 0');
+  if (b.maxDelay !== undefined) check(b.maxDelay, isTime, where, 'backoff.maxDelay', 'a number of ms >= 0');
+  return { ...b };
+}
+
+function checkHeaders(headers: Readonly<Record<string, string>>, where: string): Record<string, string> {
+  if (typeof headers !== 'object' || headers === null) throw new ValidationError(`Expected \`headers\` of ${where} to be an object of strings`, 'headers');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (typeof v !== 'string') throw new ValidationError(`Expected header \`${k}\` of ${where} to be a string, got ${typeof v}`, `headers.${k}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Appends `results` to each top-level task of `batch`, except immutable ones (chain links, chord callbacks). */
+export function withResults(batch: Batch, results: readonly Packed[]): Batch {
+  return {
+    tasks: batch.tasks.map((t) => (t.immutable === true ? t : { ...t, args: appendArgs(t.args, results) })),
+    chords: batch.chords,
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * The broker and result store engine, synchronous and I/O-free: queues,
+ * consumers, unacked deliveries, delayed tasks, states, watchers, chord
+ * ledger. `MemoryTransport` wraps it for one process; the TCP broker server
+ * wraps it behind sockets (and a journal). It stores and forwards: every
+ * decision arrives from the core as an {@link Outcome}.
+ */
+import type { Clock } from '../../src/clock.js';
+import type { Packed } from '../../src/codec.js';
+import { TimerQueue } from '../../src/timer-queue.js';
+import type {
+  Batch, ConsumeSpec, ConsumerHandler, DeliveryTag, Outcome, StateRecord, TaskMessage, WatchEvent,
+} from '../../src/transport.js';
+import { ChordLedger } from './chord-ledger.js';
+import { ReadyQueue } from './ready-queue.js';
+
+/** A queued task and what the broker knows about its deliveries. */
+export interface Entry {
+  readonly message: TaskMessage;
+  redelivered: boolean;
+  /** Consumers that handed it back: it goes to another one if it can. */
+  rejectedBy: Set<number> | null;
+}
+
+interface ConsumerState {
+  readonly id: number;
+  readonly queues: readonly string[];
+  readonly prefetch: number;
+  readonly names: ReadonlySet<string> | null;
+  readonly handler: ConsumerHandler;
+  readonly unacked: Map<DeliveryTag, Entry>;
+}
+
+interface QueueState {
+  readonly ready: ReadyQueue<Entry>;
+  consumers: ConsumerState[];
+  rr: number;
+}
+
+const FINAL = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
+/** How many undeliverable tasks one dispatch pass looks past before it stops. */
+const MAX_SKIP = 256;
+
+export function isFinal(state: string): boolean {
+  return FINAL.has(state);
+}
+
+/** Per-queue counters for `status`. */
+export interface QueueStats {
+  readonly name: string;
+  readonly ready: number;
+  readonly unacked: number;
+  readonly consumers: number;
+}
+
+export class BrokerCore {
+  readonly #clock: Clock;
+  readonly #queues = new Map<string, QueueState>();
+  readonly #consumers = new Map<number, ConsumerState>();
+  readonly #deliveries = new Map<DeliveryTag, { entry: Entry; consumer: ConsumerState }>();
+  readonly #states = new Map<string, StateRecord>();
+  readonly #watchers = new Map<string, Set<(event: WatchEvent) => void>>();
+  readonly #revoked = new Set<string>();
+  readonly #chords = new ChordLedger();
+  readonly #delayed: TimerQueue<Entry>;
+  readonly #expiry: TimerQueue<string>;
+  #dirty = new Set<QueueState>();
+  #scheduled = false;
+  #nextTag = 1;
+  #nextConsumer = 1;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#delayed = new TimerQueue(clock, (entry) => this.#ready(entry));
+    this.#expiry = new TimerQueue(clock, (id) => this.#expire(id));
+  }
+
+  /** Delayed tasks waiting for their ETA. */
+  get delayedCount(): number {
+    return this.#delayed.size;
+  }
+
+  publish(batch: Batch): void {
+    for (const spec of batch.chords) this.#chords.open(spec);
+    for (const message of batch.tasks) {
+      if (this.#states.has(message.id) || this.#revoked.has(message.id)) continue;
+      const now = this.#clock.now();
+      this.#putState({ id: message.id, name: message.name, state: 'PENDING', attempts: message.attempt, createdAt: now, updatedAt: now });
+      this.#enqueue({ message, redelivered: false, rejectedBy: null });
+    }
+  }
+
+  consume(spec: ConsumeSpec, handler: ConsumerHandler): number {
+    const consumer: ConsumerState = {
+      id: this.#nextConsumer++, queues: [...spec.queues], prefetch: spec.prefetch,
+      names: spec.names === null ? null : new Set(spec.names), handler, unacked: new Map(),
+    };
+    this.#consumers.set(consumer.id, consumer);
+    for (const name of consumer.queues) {
+      const q = this.#queue(name);
+      q.consumers.push(consumer);
+      this.#markDirty(q);
+    }
+    return consumer.id;
+  }
+
+  /** Stops a consumer; its unacked deliveries go back to the front of their queues, marked redelivered. */
+  cancel(consumerId: number): void {
+    const consumer = this.#consumers.get(consumerId);
+    if (consumer === undefined) return;
+    this.#consumers.delete(consumerId);
+    for (const name of consumer.queues) {
+      const q = this.#queue(name);
+      q.consumers = q.consumers.filter((c) => c !== consumer);
+    }
+    const back = [...consumer.unacked.entries()].sort((a, b) => b[0] - a[0]);
+    for (const [tag, entry] of back) {
+      this.#deliveries.delete(tag);
+      entry.redelivered = true;
+      const q = this.#queue(entry.message.queue);
+      q.ready.unshiftAll(entry.message.priority, [entry]);
+      this.#markDirty(q);
+    }
+    consumer.unacked.clear();
+  }
+
+  settle(tag: DeliveryTag, outcome: Outcome): void {
+    const delivery = this.#deliveries.get(tag);
+    if (delivery === undefined) return;
+    this.#deliveries.delete(tag);
+    delivery.consumer.unacked.delete(tag);
+    this.#markDirty(this.#queue(delivery.entry.message.queue));
+    this.apply(outcome);
+  }
+
+  /** Applies an outcome (also used when replaying a journal, where there is no delivery). */
+  apply(outcome: Outcome): void {
+    // A final state is sticky: a duplicate run cannot undo a SUCCESS.
+    for (const record of outcome.records) {
+      const current = this.#states.get(record.id);
+      if (current === undefined || !FINAL.has(current.state)) this.#putState(record);
+    }
+    const retry = outcome.retry;
+    const retryState = retry === null ? undefined : this.#states.get(retry.id)?.state;
+    if (retry !== null && !this.#revoked.has(retry.id) && (retryState === undefined || !FINAL.has(retryState))) this.#enqueue({ message: retry, redelivered: false, rejectedBy: null });
+    if (outcome.publish !== null) this.publish(outcome.publish);
+    const chord = outcome.chord;
+    if (chord !== null) {
+      if (chord.result === null) this.#chords.fail(chord.ref.id);
+      else {
+        const callback = this.#chords.succeed(chord.ref.id, chord.ref.index, chord.result);
+        if (callback !== null) this.publish(callback);
+      }
+    }
+  }
+
+  /** Hands a delivery back undelivered; another consumer gets it first if there is one. */
+  release(tag: DeliveryTag, delayMs: number): void {
+    const delivery = this.#deliveries.get(tag);
+    if (delivery === undefined) return;
+    this.#deliveries.delete(tag);
+    delivery.consumer.unacked.delete(tag);
+    const entry = delivery.entry;
+    (entry.rejectedBy ??= new Set()).add(delivery.consumer.id);
+    this.#markDirty(this.#queue(entry.message.queue));
+    if (delayMs > 0) this.#delayed.add(this.#clock.now() + delayMs, entry);
+    else this.#ready(entry);
+  }
+
+  /** Records a non-final state; a final state is never replaced by a non-final one. */
+  setState(record: StateRecord): void {
+    const current = this.#states.get(record.id);
+    if (current !== undefined && FINAL.has(current.state)) return;
+    this.#putState(record);
+  }
+
+  getState(id: string): StateRecord | undefined {
+    return this.#states.get(id);
+  }
+
+  watch(id: string, listener: (event: WatchEvent) => void): () => void {
+    let set = this.#watchers.get(id);
+    if (set === undefined) this.#watchers.set(id, (set = new Set()));
+    set.add(listener);
+    return () => {
+      const s = this.#watchers.get(id);
+      if (s === undefined) return;
+      s.delete(listener);
+      if (s.size === 0) this.#watchers.delete(id);
+    };
+  }
+
+  progress(id: string, value: Packed): void {
+    this.#notify(id, { type: 'progress', id, value });
+  }
+
+  /** True while `tag` is an unacked delivery. */
+  holds(tag: DeliveryTag): boolean {
+    return this.#deliveries.has(tag);
+  }
+
+  revoke(id: string): void {
+    this.#revoked.add(id);
+    const current = this.#states.get(id);
+    if (current === undefined || (!FINAL.has(current.state) && current.state !== 'STARTED')) {
+      const now = this.#clock.now();
+      this.#putState({
+        id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
+        createdAt: current?.createdAt ?? now, updatedAt: now,
+      });
+    }
+    for (const { entry, consumer } of this.#deliveries.values()) {
+      if (entry.message.id === id) consumer.handler.revoked(id);
+    }
+  }
+
+  isRevoked(id: string): boolean {
+    return this.#revoked.has(id);
+  }
+
+  stats(): QueueStats[] {
+    const out: QueueStats[] = [];
+    for (const [name, q] of this.#queues) {
+      let unacked = 0;
+      for (const c of q.consumers) for (const e of c.unacked.values()) if (e.message.queue === name) unacked++;
+      out.push({ name, ready: q.ready.size, unacked, consumers: q.consumers.length });
+    }
+    return out;
+  }
+
+  /** Every task the broker holds (ready, delayed or unacked), for snapshots. */
+  *tasks(): IterableIterator<TaskMessage> {
+    for (const q of this.#queues.values()) for (const e of q.ready) yield e.message;
+    for (const d of this.#deliveries.values()) yield d.entry.message;
+  }
+
+  close(): void {
+    this.#delayed.clear();
+    this.#expiry.clear();
+    for (const id of [...this.#consumers.keys()]) this.cancel(id);
+    this.#watchers.clear();
+  }
+
+  #enqueue(entry: Entry): void {
+    if (entry.message.eta > this.#clock.now()) this.#delayed.add(entry.message.eta, entry);
+    else this.#ready(entry);
+  }
+
+  #ready(entry: Entry): void {
+    if (this.#revoked.has(entry.message.id)) return;
+    const q = this.#queue(entry.message.queue);
+    q.ready.push(entry.message.priority, entry);
+    this.#markDirty(q);
+  }
+
+  #putState(record: StateRecord): void {
+    this.#states.set(record.id, record);
+    if (record.expiresAt !== undefined) this.#expiry.add(record.expiresAt, record.id);
+    this.#notify(record.id, { type: 'state', record });
+  }
+
+  #notify(id: string, event: WatchEvent): void {
+    const set = this.#watchers.get(id);
+    if (set === undefined) return;
+    for (const listener of [...set]) listener(event);
+  }
+
+  #expire(id: string): void {
+    const record = this.#states.get(id);
+    if (record?.expiresAt === undefined || record.expiresAt > this.#clock.now()) return;
+    this.#states.delete(id);
+    this.#revoked.delete(id);
+  }
+
+  #queue(name: string): QueueState {
+    let q = this.#queues.get(name);
+    if (q === undefined) this.#queues.set(name, (q = { ready: new ReadyQueue(), consumers: [], rr: 0 }));
+    return q;
+  }
+
+  #markDirty(q: QueueState): void {
+    if (q.consumers.length === 0) return;
+    this.#dirty.add(q);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#dispatch());
+  }
+
+  #dispatch(): void {
+    this.#scheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    for (const q of dirty) this.#dispatchQueue(q);
+  }
+
+  #dispatchQueue(q: QueueState): void {
+    const skipped: Array<{ priority: number; item: Entry }> = [];
+    while (q.ready.size > 0 && skipped.length < MAX_SKIP && this.#hasCapacity(q)) {
+      const next = q.ready.shift() as { priority: number; item: Entry };
+      if (this.#revoked.has(next.item.message.id)) continue;
+      const consumer = this.#pick(q, next.item);
+      if (consumer === null) skipped.push(next);
+      else this.#deliver(consumer, next.item);
+    }
+    for (let i = skipped.length - 1; i >= 0; i--) {
+      const s = skipped[i] as { priority: number; item: Entry };
+      q.ready.unshiftAll(s.priority, [s.item]);
+    }
+  }
+
+  #hasCapacity(q: QueueState): boolean {
+    for (const c of q.consumers) if (c.unacked.size < c.prefetch) return true;
+    return false;
+  }
+
+  /** Round-robin over the queue's consumers with room that accept the task and did not hand it back. */
+  #pick(q: QueueState, entry: Entry): ConsumerState | null {
+    const n = q.consumers.length;
+    for (let i = 0; i < n; i++) {
+      const c = q.consumers[(q.rr + i) % n] as ConsumerState;
+      if (c.unacked.size >= c.prefetch) continue;
+      if (c.names !== null && !c.names.has(entry.message.name)) continue;
+      if (entry.rejectedBy?.has(c.id) === true) continue;
+      q.rr = (q.rr + i + 1) % n;
+      return c;
+    }
+    return null;
+  }
+
+  #deliver(consumer: ConsumerState, entry: Entry): void {
+    const tag = this.#nextTag++;
+    consumer.unacked.set(tag, entry);
+    this.#deliveries.set(tag, { entry, consumer });
+    const redelivered = entry.redelivered;
+    entry.redelivered = true;
+    consumer.handler.deliver({ tag, message: entry.message, redelivered });
+  }
+}

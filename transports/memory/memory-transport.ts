@@ -1,0 +1,98 @@
+/**
+ * The in-memory transport: the default, for tests and single-process apps.
+ * Every task crosses it as a {@link TaskMessage} whose values were packed by
+ * the core's codec, exactly as over TCP, so producer and worker share no
+ * object and serialisation bugs fail in the fast tests.
+ */
+import { systemClock, type Clock } from '../../src/clock.js';
+import type { Packed } from '../../src/codec.js';
+import { ClosedError } from '../../src/errors.js';
+import type {
+  Batch, ConsumeSpec, Consumer, ConsumerHandler, DeliveryTag, Outcome, StateRecord, Transport, TransportContext, WatchEvent,
+} from '../../src/transport.js';
+import { BrokerCore } from './broker-core.js';
+
+export interface MemoryTransportOptions {
+  /** The clock for ETAs and expiry. Default: the clock of the first App that connects, else the real clock. */
+  readonly clock?: Clock;
+}
+
+/**
+ * A broker and result store in this process.
+ * @example
+ * const transport = new MemoryTransport();
+ * const producer = new App({ transport });
+ * const consumer = new App({ transport }); // two apps, one set of queues
+ */
+export class MemoryTransport implements Transport {
+  #core: BrokerCore | undefined;
+  #clock: Clock | undefined;
+  #closed = false;
+
+  constructor(options: MemoryTransportOptions = {}) {
+    this.#clock = options.clock;
+  }
+
+  async connect(context: TransportContext): Promise<void> {
+    this.#engine(context.clock);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#core?.close();
+  }
+
+  async publish(batch: Batch): Promise<void> {
+    this.#live().publish(batch);
+  }
+
+  async consume(spec: ConsumeSpec, handler: ConsumerHandler): Promise<Consumer> {
+    const core = this.#live();
+    const id = core.consume(spec, handler);
+    return { cancel: async () => core.cancel(id) };
+  }
+
+  async settle(tag: DeliveryTag, outcome: Outcome): Promise<void> {
+    this.#live().settle(tag, outcome);
+  }
+
+  async release(tag: DeliveryTag, delayMs: number): Promise<void> {
+    this.#live().release(tag, delayMs);
+  }
+
+  async setState(record: StateRecord): Promise<void> {
+    this.#live().setState(record);
+  }
+
+  async getState(id: string): Promise<StateRecord | undefined> {
+    return this.#live().getState(id);
+  }
+
+  watch(id: string, listener: (event: WatchEvent) => void): () => void {
+    return this.#live().watch(id, listener);
+  }
+
+  progress(_tag: DeliveryTag, id: string, value: Packed): void {
+    this.#live().progress(id, value);
+  }
+
+  async revoke(id: string): Promise<void> {
+    this.#live().revoke(id);
+  }
+
+  /** Queue depths, for tests and `status`. */
+  stats(): ReturnType<BrokerCore['stats']> {
+    return this.#live().stats();
+  }
+
+  #engine(clock?: Clock): BrokerCore {
+    this.#clock ??= clock;
+    return (this.#core ??= new BrokerCore(this.#clock ?? systemClock));
+  }
+
+  #live(): BrokerCore {
+    if (this.#closed) throw new ClosedError('MemoryTransport');
+    return this.#engine();
+  }
+}

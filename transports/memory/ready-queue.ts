@@ -1,0 +1,111 @@
+/**
+ * The ready tasks of one queue: higher priority first, FIFO within a
+ * priority. One array-backed deque per priority level, levels kept sorted.
+ *
+ *   levels: [ 5 ] -> [e7, e9]          take() scans levels high to low and
+ *           [ 0 ] -> [e1, e2, e3, ...] takes from the head of the first
+ *                     ^head            non-empty one.
+ */
+
+export class Deque<T> {
+  #items: Array<T | undefined> = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  /** Puts `items` back at the front, in their order. */
+  unshiftAll(items: readonly T[]): void {
+    if (items.length === 0) return;
+    if (this.#head >= items.length) {
+      this.#head -= items.length;
+      for (let i = 0; i < items.length; i++) this.#items[this.#head + i] = items[i];
+    } else {
+      this.#items = [...items, ...this.#items.slice(this.#head)];
+      this.#head = 0;
+    }
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = this.#head; i < this.#items.length; i++) yield this.#items[i] as T;
+  }
+
+  /** Keeps only the items for which `keep` is true. */
+  retain(keep: (item: T) => boolean): void {
+    this.#items = [...this].filter(keep);
+    this.#head = 0;
+  }
+}
+
+export class ReadyQueue<T> {
+  #levels = new Map<number, Deque<T>>();
+  /** Priorities with a deque, highest first. */
+  #order: number[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(priority: number, item: T): void {
+    this.#level(priority).push(item);
+    this.#size++;
+  }
+
+  /** Puts items back at the front of their level. */
+  unshiftAll(priority: number, items: readonly T[]): void {
+    this.#level(priority).unshiftAll(items);
+    this.#size += items.length;
+  }
+
+  /** Removes and returns the next item: highest priority, oldest first. */
+  shift(): { priority: number; item: T } | undefined {
+    for (const priority of this.#order) {
+      const deque = this.#levels.get(priority) as Deque<T>;
+      if (deque.length > 0) {
+        this.#size--;
+        return { priority, item: deque.shift() as T };
+      }
+    }
+    return undefined;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (const priority of this.#order) yield* this.#levels.get(priority) as Deque<T>;
+  }
+
+  retain(keep: (item: T) => boolean): void {
+    this.#size = 0;
+    for (const deque of this.#levels.values()) {
+      deque.retain(keep);
+      this.#size += deque.length;
+    }
+  }
+
+  #level(priority: number): Deque<T> {
+    let deque = this.#levels.get(priority);
+    if (deque === undefined) {
+      deque = new Deque<T>();
+      this.#levels.set(priority, deque);
+      this.#order.push(priority);
+      this.#order.sort((a, b) => b - a);
+    }
+    return deque;
+  }
+}
