@@ -128,8 +128,7 @@ export class BrokerCore {
     const delivery = this.#deliveries.get(tag);
     if (delivery === undefined) return;
     this.#deliveries.delete(tag);
-    delivery.consumer.unacked.delete(tag);
-    this.#markDirty(this.#queue(delivery.entry.message.queue));
+    this.#freed(delivery.consumer, tag);
     this.apply(outcome);
   }
 
@@ -159,10 +158,9 @@ export class BrokerCore {
     const delivery = this.#deliveries.get(tag);
     if (delivery === undefined) return;
     this.#deliveries.delete(tag);
-    delivery.consumer.unacked.delete(tag);
+    this.#freed(delivery.consumer, tag);
     const entry = delivery.entry;
     (entry.rejectedBy ??= new Set()).add(delivery.consumer.id);
-    this.#markDirty(this.#queue(entry.message.queue));
     if (delayMs > 0) this.#delayed.add(this.#clock.now() + delayMs, entry);
     else this.#ready(entry);
   }
@@ -239,6 +237,12 @@ export class BrokerCore {
     this.#expiry.clear();
     for (const id of [...this.#consumers.keys()]) this.cancel(id);
     this.#watchers.clear();
+  }
+
+  /** A consumer has room again: every queue it reads may dispatch. */
+  #freed(consumer: ConsumerState, tag: DeliveryTag): void {
+    consumer.unacked.delete(tag);
+    for (const name of consumer.queues) this.#markDirty(this.#queue(name));
   }
 
   #enqueue(entry: Entry): void {

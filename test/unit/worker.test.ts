@@ -1,0 +1,170 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { App, ClosedError, currentTask, FakeClock, MemoryTransport, NotRegisteredError, signature, TaskFailedError } from '../../src/index.js';
+
+const apps: App[] = [];
+afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
+
+function newApp(options: ConstructorParameters<typeof App>[0] = {}): App {
+  const app = new App(options);
+  apps.push(app);
+  return app;
+}
+
+/** A task whose calls wait until released, recording the order they started in. */
+function gate(): { fn: (label: string) => Promise<string>; started: string[]; release(label: string): void; releaseAll(): void; waitFor(n: number): Promise<void> } {
+  const started: string[] = [];
+  const waiting = new Map<string, () => void>();
+  const watchers: Array<() => void> = [];
+  return {
+    started,
+    fn: (label) => new Promise<string>((resolve) => {
+      started.push(label);
+      waiting.set(label, () => resolve(label));
+      for (const w of watchers.splice(0)) w();
+    }),
+    release: (label) => { waiting.get(label)?.(); waiting.delete(label); },
+    releaseAll: () => { for (const r of waiting.values()) r(); waiting.clear(); },
+    waitFor: async function waitFor(n) { while (started.length < n) await new Promise<void>((r) => watchers.push(r)); },
+  };
+}
+
+describe('worker', () => {
+  it('runs at most `concurrency` tasks at once', async () => {
+    const app = newApp();
+    const g = gate();
+    const t = app.task('g', g.fn);
+    await app.worker({ concurrency: 2 }).start();
+    const rs = await Promise.all(['a', 'b', 'c', 'd'].map((l) => app.send(t.s(l))));
+    await g.waitFor(2);
+    expect(g.started).toEqual(['a', 'b']);
+    g.release('a');
+    await g.waitFor(3);
+    expect(g.started).toEqual(['a', 'b', 'c']);
+    g.releaseAll();
+    await g.waitFor(4);
+    g.releaseAll();
+    expect(await Promise.all(rs.map((r) => r.get()))).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('consumes several queues, higher priority first, FIFO within a priority', async () => {
+    const app = newApp();
+    const order: string[] = [];
+    const t = app.task('rec', (label: string) => { order.push(label); });
+    const sends = [
+      app.send(t.with({ queue: 'a' }, 'a0')), app.send(t.with({ queue: 'a', priority: 5 }, 'a5')),
+      app.send(t.with({ queue: 'a' }, 'a0-2')), app.send(t.with({ queue: 'b', priority: 9 }, 'b9')),
+    ];
+    const rs = await Promise.all(sends);
+    const other = app.worker({ queues: ['c'] });
+    await other.start();
+    await app.worker({ queues: ['a', 'b'], concurrency: 1 }).start();
+    await Promise.all(rs.map((r) => r.get()));
+    expect(order.filter((l) => l.startsWith('a'))).toEqual(['a5', 'a0', 'a0-2']);
+    expect(order).toContain('b9');
+  });
+
+  it('emits task:started, task:succeeded and task:failed', async () => {
+    const app = newApp();
+    app.task('ok', () => 1);
+    app.task('bad', () => { throw new Error('bad'); });
+    const events: string[] = [];
+    const w = app.worker({ concurrency: 1 });
+    for (const e of ['task:started', 'task:succeeded', 'task:failed']) w.on(e, (x: { name: string }) => events.push(`${e}:${x.name}`));
+    await w.start();
+    await (await app.send(signature('ok'))).get();
+    await (await app.send(signature('bad'))).get().catch(() => undefined);
+    expect(events).toEqual(['task:started:ok', 'task:succeeded:ok', 'task:started:bad', 'task:failed:bad']);
+  });
+
+  it('an unknown task fails with NotRegisteredError unless ignoreUnknown hands it back', async () => {
+    const transport = new MemoryTransport();
+    const app = newApp({ transport });
+    app.task('known', () => 1);
+    await app.worker().start();
+    const r = await app.send(signature('mystery'));
+    const err = await r.get().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).remoteCode).toBe(new NotRegisteredError('x').code);
+    expect((err as TaskFailedError).message).toMatch(/"mystery" is not registered/);
+
+    const picky = newApp({ transport, defaultQueue: 'other' });
+    picky.task('known', () => 1);
+    await picky.worker({ ignoreUnknown: true }).start();
+    const r2 = await picky.send(signature('late'));
+    expect((await r2.state()).state).toBe('PENDING');
+    const helper = newApp({ transport, defaultQueue: 'other' });
+    helper.task('late', () => 'handled elsewhere');
+    await helper.worker({ ignoreUnknown: true }).start();
+    expect(await r2.get()).toBe('handled elsewhere');
+  });
+
+  it('graceful stop takes nothing new and finishes what runs', async () => {
+    const app = newApp();
+    const g = gate();
+    const t = app.task('g', g.fn);
+    const w = app.worker({ concurrency: 1 });
+    await w.start();
+    const first = await app.send(t.s('first'));
+    const second = await app.send(t.s('second'));
+    await g.waitFor(1);
+    const stopped = w.stop();
+    g.release('first');
+    await stopped;
+    expect(await first.get()).toBe('first');
+    expect((await second.state()).state).toBe('PENDING');
+    expect(g.started).toEqual(['first']);
+    const next = app.worker();
+    await next.start();
+    await g.waitFor(2);
+    g.releaseAll();
+    expect(await second.get()).toBe('second');
+    await expect(w.start()).rejects.toBeInstanceOf(ClosedError);
+  });
+
+  it('a forced stop aborts running tasks (signal fires) and hands them back, not lost', async () => {
+    const app = newApp();
+    let attempts = 0;
+    const reasons: unknown[] = [];
+    let started!: () => void;
+    const running = new Promise<void>((r) => { started = r; });
+    const t = app.task('stuck', () => new Promise((resolve) => {
+      attempts++;
+      if (attempts > 1) return resolve('second try');
+      const { signal } = currentTask();
+      signal.addEventListener('abort', () => reasons.push(signal.reason));
+      started();
+    }));
+    const w = app.worker();
+    await w.start();
+    const r = await app.send(t.s());
+    await running;
+    await w.stop({ graceful: false });
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toBeInstanceOf(ClosedError);
+    expect((await r.state()).state).not.toBe('FAILURE');
+    await app.worker().start();
+    expect(await r.get()).toBe('second try');
+    expect(attempts).toBe(2);
+  });
+
+  it('a graceful stop past its timeout aborts and hands back what still runs', async () => {
+    const clock = new FakeClock();
+    const app = newApp({ clock });
+    let attempts = 0;
+    const t = app.task('slow', () => new Promise((resolve) => { if (++attempts > 1) resolve('retried elsewhere'); }));
+    const w = app.worker();
+    await w.start();
+    const r = await app.send(t.s());
+    await clock.advance(0);
+    expect(attempts).toBe(1);
+    const stopped = w.stop({ timeout: 1_000 });
+    await clock.advance(999);
+    expect(w.active).toBe(1);
+    await clock.advance(1);
+    await stopped;
+    expect(w.active).toBe(0);
+    await app.worker().start();
+    await clock.advance(0);
+    expect(await r.get()).toBe('retried elsewhere');
+  });
+});
