@@ -125,7 +125,7 @@ export class App {
    * accepted it, with its result handle. A signature whose explicit `id` the
    * result store already knows is not enqueued again.
    */
-  send<R>(sig: Signature & { readonly __result?: R }): Promise<AsyncResult<R>>;
+  send<S extends Signature>(sig: S): Promise<AsyncResult<ResultOf<S>>>;
   send(group: Group): Promise<GroupResult>;
   send(workflow: Chain | Chord): Promise<AsyncResult>;
   send(workflow: Workflow): Promise<AsyncResult | GroupResult>;
@@ -185,4 +185,7 @@ export class App {
 }
 
 export type { PrefixOf };
+
+/** The result type a TaskRef's signature carries (`unknown` for a plain signature). */
+export type ResultOf<S> = S extends { readonly __result?: infer R } ? unknown extends R ? unknown : R : unknown;
 export { MemoryTransport, type MemoryTransportOptions } from '../transports/memory/memory-transport.js';

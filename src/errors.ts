@@ -5,26 +5,30 @@
  * {@link ErrorInfo} and are rebuilt by code with {@link fromErrorInfo}.
  */
 
-/** Every stable error code. */
-export type ErrorCode =
-  | 'ERR_VALIDATION'
-  | 'ERR_NOT_REGISTERED'
-  | 'ERR_TIMEOUT'
-  | 'ERR_TASK_FAILED'
-  | 'ERR_CHORD'
-  | 'ERR_QUEUE_FULL'
-  | 'ERR_AUTH'
-  | 'ERR_PROTOCOL'
-  | 'ERR_CLOSED'
-  | 'ERR_REVOKED'
-  | 'ERR_ABORTED'
-  | 'ERR_THREAD_CRASHED'
-  | 'ERR_EXPIRED'
-  | 'ERR_RETRY_LATER'
-  | 'ERR_PERMANENT'
-  | 'ERR_DUPLICATE_TASK'
-  | 'ERR_MODULE'
-  | 'ERR_CONNECTION';
+/** Every stable error code; `docs/errors.md` documents each (a test keeps them in sync). */
+export const ERROR_CODES = [
+  'ERR_VALIDATION',
+  'ERR_NOT_REGISTERED',
+  'ERR_TIMEOUT',
+  'ERR_TASK_FAILED',
+  'ERR_CHORD',
+  'ERR_QUEUE_FULL',
+  'ERR_AUTH',
+  'ERR_PROTOCOL',
+  'ERR_CLOSED',
+  'ERR_REVOKED',
+  'ERR_ABORTED',
+  'ERR_THREAD_CRASHED',
+  'ERR_EXPIRED',
+  'ERR_RETRY_LATER',
+  'ERR_PERMANENT',
+  'ERR_DUPLICATE_TASK',
+  'ERR_MODULE',
+  'ERR_CONNECTION',
+] as const;
+
+/** A stable error code. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** An error as plain data: what crosses threads and sockets. */
 export interface ErrorInfo {

@@ -66,7 +66,7 @@ export type Workflow = Signature | Chain | Group | Chord;
 /** A registered task, typed by its parameters and result. */
 export interface TaskRef<Args extends unknown[] = unknown[], Result = unknown> {
   readonly name: string;
-  /** A signature with the given arguments: any prefix of the parameters (the rest may come from a parent). */
+  /** A signature with the given arguments (a leading subset of the parameters; the rest may come from a parent). */
   s<P extends PrefixOf<Args>>(...args: P): Signature & { readonly __result?: Result };
   /** A signature with arguments and options. */
   with(options: SignatureOptions, ...args: PrefixOf<Args>): Signature & { readonly __result?: Result };

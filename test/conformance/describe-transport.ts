@@ -200,7 +200,7 @@ function uniqueQueue(): string {
   return `q-${randomUUID().slice(0, 8)}`;
 }
 
-function message(queue: string, fields: Partial<TaskMessage> & { args?: unknown[] } = {}): TaskMessage {
+function message(queue: string, fields: Partial<Omit<TaskMessage, 'args'>> & { args?: unknown[] } = {}): TaskMessage {
   const { args, ...rest } = fields;
   return { id: randomUUID(), name: 'conformance', queue, priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: Date.now(), ...rest, args: packArgs(args ?? []) };
 }
