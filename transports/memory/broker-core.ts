@@ -9,7 +9,7 @@ import type { Clock } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
 import { TimerQueue } from '../../src/timer-queue.js';
 import type {
-  Batch, ConsumeSpec, ConsumerHandler, DeliveryTag, Outcome, StateRecord, TaskMessage, WatchEvent,
+  Batch, ChordSpec, ConsumeSpec, ConsumerHandler, DeliveryTag, Outcome, StateRecord, TaskMessage, WatchEvent,
 } from '../../src/transport.js';
 import { ChordLedger } from './chord-ledger.js';
 import { ReadyQueue } from './ready-queue.js';
@@ -51,6 +51,16 @@ export interface QueueStats {
   readonly ready: number;
   readonly unacked: number;
   readonly consumers: number;
+}
+
+/** Everything a durable broker must keep across a restart (see transports/tcp/journal.ts). */
+export interface CoreSnapshot {
+  readonly states: readonly StateRecord[];
+  /** Ready, delayed and unacked tasks; unacked ones come back ready. */
+  readonly tasks: readonly TaskMessage[];
+  readonly chords: ReadonlyArray<{ readonly spec: ChordSpec; readonly results: ReadonlyArray<Packed | null> }>;
+  readonly closedChords: readonly string[];
+  readonly revoked: readonly string[];
 }
 
 export class BrokerCore {
@@ -230,6 +240,51 @@ export class BrokerCore {
   *tasks(): IterableIterator<TaskMessage> {
     for (const q of this.#queues.values()) for (const e of q.ready) yield e.message;
     for (const d of this.#deliveries.values()) yield d.entry.message;
+  }
+
+  /**
+   * Takes back an unacked delivery whose holder kept it too long (visibility
+   * timeout): it goes to the front of its queue, marked redelivered, for any
+   * consumer. Returns false when `tag` is not an unacked delivery.
+   */
+  requeue(tag: DeliveryTag): boolean {
+    const delivery = this.#deliveries.get(tag);
+    if (delivery === undefined) return false;
+    this.#deliveries.delete(tag);
+    delivery.consumer.unacked.delete(tag);
+    const entry = delivery.entry;
+    entry.redelivered = true;
+    const q = this.#queue(entry.message.queue);
+    q.ready.unshiftAll(entry.message.priority, [entry]);
+    this.#markDirty(q);
+    return true;
+  }
+
+  /** Drops queued (ready or delayed) tasks for which `keep` is false. O(n); for journal replay. */
+  retain(keep: (message: TaskMessage) => boolean): void {
+    for (const q of this.#queues.values()) q.ready.retain((e) => keep(e.message));
+    this.#delayed.filter((e) => keep(e.message));
+  }
+
+  /** A consistent copy of everything a restart needs. O(n). */
+  snapshot(): CoreSnapshot {
+    const tasks = [...this.tasks()];
+    // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
+    this.#delayed.filter((e) => { tasks.push(e.message); return true; });
+    return {
+      states: [...this.#states.values()], tasks,
+      chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
+      closedChords: [...this.#chords.closedIds()], revoked: [...this.#revoked],
+    };
+  }
+
+  /** Loads a snapshot into an empty core (before any consumer or watcher). */
+  load(snapshot: CoreSnapshot): void {
+    for (const record of snapshot.states) this.#putState(record);
+    for (const id of snapshot.revoked) this.#revoked.add(id);
+    for (const id of snapshot.closedChords) this.#chords.markClosed(id);
+    for (const c of snapshot.chords) this.#chords.restore(c.spec, c.results);
+    for (const message of snapshot.tasks) this.#enqueue({ message, redelivered: false, rejectedBy: null });
   }
 
   close(): void {

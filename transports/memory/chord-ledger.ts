@@ -52,6 +52,19 @@ export class ChordLedger {
     for (const e of this.#open.values()) yield { spec: e.spec, results: e.results };
   }
 
+  /** Ids of chords that fired or failed, for snapshots. */
+  closedIds(): IterableIterator<string> {
+    return this.#closed.values();
+  }
+
+  /** Re-opens a chord from a snapshot with the results recorded so far (null: missing). */
+  restore(spec: ChordSpec, results: ReadonlyArray<Packed | null>): void {
+    if (this.#open.has(spec.id) || this.#closed.has(spec.id)) return;
+    const entry: Entry = { spec, results: new Array<Packed | undefined>(spec.count), filled: 0 };
+    results.forEach((r, i) => { if (r !== null && i < spec.count) { entry.results[i] = r; entry.filled++; } });
+    this.#open.set(spec.id, entry);
+  }
+
   isClosed(id: string): boolean {
     return this.#closed.has(id);
   }

@@ -1,0 +1,251 @@
+/**
+ * One client connection inside the broker: handshake, then each request
+ * mapped onto the shared BrokerCore, with the deliveries this connection
+ * holds (tag -> message) so that a settle is applied only by the holder of
+ * the tag and only for the message it was given.
+ *
+ *   accepted --hello ok--> open --socket end / error / fatal frame--> closed
+ *       \--timeout, bad hello, wrong token--> error frame --> closed
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { debuglog } from 'node:util';
+import { MillwrightError, ProtocolError } from '../../src/errors.js';
+import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.js';
+import type { BrokerCore } from '../memory/broker-core.js';
+import { FrameDecoder, Outbox } from './framing.js';
+import type { JournalRecord } from './journal.js';
+import { decodeClientMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+
+const log = debuglog('millwright');
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly core: BrokerCore;
+  readonly maxFrameBytes: number;
+  readonly visibilityTimeout: number;
+  readonly heartbeat: number;
+  /** sha256 of the expected token, or null when none is required. */
+  readonly tokenDigest: Buffer | null;
+  now(): number;
+  /** Journals a record (no-op without dataDir); its confirmation waits for the group's commit. */
+  journal(record: JournalRecord): void;
+  /** This connection has frames to send: flush at the end of the turn. */
+  wantsFlush(conn: Connection): void;
+  /** Arms the visibility deadline of a delivery. */
+  watchVisibility(conn: Connection, tag: DeliveryTag, due: number): void;
+  stats(): { queues: WireQueueStats[]; connections: number };
+  closed(conn: Connection): void;
+}
+
+interface Held {
+  readonly message: TaskMessage;
+  readonly consumer: number;
+  deadline: number;
+}
+
+export class Connection {
+  readonly socket: Socket;
+  readonly out = new Outbox();
+  readonly #host: ConnectionHost;
+  readonly #decoder: FrameDecoder;
+  #state: 'handshake' | 'open' | 'closing' | 'closed' = 'handshake';
+  /** Client consumer id -> core consumer id. */
+  readonly #consumers = new Map<number, number>();
+  readonly #held = new Map<DeliveryTag, Held>();
+  readonly #watches = new Map<string, () => void>();
+  lastSeen: number;
+  readonly openedAt: number;
+  /** Reading paused for backpressure. */
+  paused = false;
+
+  constructor(socket: Socket, host: ConnectionHost) {
+    this.socket = socket;
+    this.#host = host;
+    this.lastSeen = this.openedAt = host.now();
+    this.#decoder = new FrameDecoder(host.maxFrameBytes, (payload) => this.#onFrame(payload));
+    socket.on('data', (chunk: Buffer) => {
+      this.lastSeen = host.now();
+      try {
+        this.#decoder.push(chunk);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    socket.on('error', (err) => log('broker: connection error: %s', err.message));
+    socket.on('close', () => this.#closed());
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  /** True while the connection takes requests. */
+  get isOpen(): boolean {
+    return this.#state === 'open' || this.#state === 'handshake';
+  }
+
+  /** Deliveries held now. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  send(msg: ServerMessage): void {
+    if (this.#state === 'closed') return;
+    writeMessage(this.out, msg);
+    this.#host.wantsFlush(this);
+  }
+
+  /** Sends an error frame for the connection (request id 0) and closes it once written. */
+  fail(err: unknown, code?: string): void {
+    if (!this.isOpen) return;
+    const e = err instanceof Error ? err : new Error(String(err));
+    log('broker: closing connection: %s', e.message);
+    this.#decoder.stop();
+    this.send({ t: 'error', id: 0, code: code ?? (MillwrightError.is(e) ? e.code : 'ERR_PROTOCOL'), message: e.message });
+    this.#state = 'closing';
+    this.socket.pause();
+  }
+
+  /** Destroys the socket at once (a peer that does not read). */
+  destroy(reason: string): void {
+    log('broker: dropping connection: %s', reason);
+    this.#decoder.stop();
+    this.socket.destroy();
+  }
+
+  /** The visibility deadline of `tag` passed (or moved): take the delivery back if it is really due. */
+  visibilityDue(tag: DeliveryTag, now: number): void {
+    const h = this.#held.get(tag);
+    if (h === undefined) return;
+    if (h.deadline > now) { this.#host.watchVisibility(this, tag, h.deadline); return; }
+    this.#held.delete(tag);
+    log('broker: delivery %d (%s) passed its visibility timeout: redelivering', tag, h.message.id);
+    this.#host.core.requeue(tag);
+  }
+
+  #onFrame(payload: Buffer): void {
+    if (!this.isOpen || this.#state === 'closing') return;
+    const msg = decodeClientMessage(payload);
+    if (this.#state === 'handshake') return this.#hello(msg);
+    if (msg.t === 'hello') throw new ProtocolError('Unexpected hello: the handshake is already done');
+    this.#handle(msg);
+  }
+
+  #hello(msg: ClientMessage): void {
+    if (msg.t !== 'hello') throw new ProtocolError(`Expected a hello frame first, got "${msg.t}": send hello { v: ${PROTOCOL_VERSION}, token } after connecting`);
+    if (msg.v !== PROTOCOL_VERSION) throw new ProtocolError(`Unsupported protocol version ${msg.v}: this broker speaks version ${PROTOCOL_VERSION}`);
+    const expected = this.#host.tokenDigest;
+    if (expected !== null) {
+      const given = createHash('sha256').update(msg.token ?? '').digest();
+      if (msg.token === null || !timingSafeEqual(given, expected)) {
+        return this.fail(new Error(msg.token === null ? 'This broker requires a token: pass { token } to TcpTransport' : 'Wrong token: check the token given to TcpTransport against the broker\'s'), 'ERR_AUTH');
+      }
+    }
+    this.#state = 'open';
+    this.send({ t: 'welcome', v: PROTOCOL_VERSION, visibilityTimeout: this.#host.visibilityTimeout, heartbeat: this.#host.heartbeat });
+  }
+
+  #handle(msg: ClientMessage): void {
+    const core = this.#host.core;
+    switch (msg.t) {
+      case 'publish':
+        core.publish(msg.batch);
+        this.#host.journal({ t: 'publish', batch: msg.batch });
+        return this.send({ t: 'ok', id: msg.id });
+      case 'consume': {
+        if (this.#consumers.has(msg.c)) throw new ProtocolError(`Consumer ${msg.c} is already registered on this connection`);
+        const c = msg.c;
+        const id = core.consume(msg.spec, {
+          deliver: (d) => this.#deliver(c, d.tag, d.message, d.redelivered),
+          revoked: (sid) => this.send({ t: 'revoked', c, sid }),
+        });
+        this.#consumers.set(c, id);
+        return this.send({ t: 'ok', id: msg.id });
+      }
+      case 'cancel':
+        this.#cancel(msg.c);
+        return this.send({ t: 'ok', id: msg.id });
+      case 'settle': {
+        const h = this.#take(msg.tag, msg.mid);
+        if (h !== undefined) {
+          this.#host.journal({ t: 'settle', mid: msg.mid, attempt: h.message.attempt, outcome: msg.outcome });
+          core.settle(msg.tag, msg.outcome);
+        }
+        return this.send({ t: 'ok', id: msg.id });
+      }
+      case 'release':
+        if (this.#take(msg.tag, msg.mid) !== undefined) core.release(msg.tag, msg.delay);
+        return this.send({ t: 'ok', id: msg.id });
+      case 'setState':
+        core.setState(msg.record);
+        this.#host.journal({ t: 'setState', record: msg.record });
+        return this.send({ t: 'ok', id: msg.id });
+      case 'getState':
+        return this.send({ t: 'result', id: msg.id, record: core.getState(msg.sid) ?? null });
+      case 'revoke':
+        core.revoke(msg.sid);
+        this.#host.journal({ t: 'revoke', id: msg.sid });
+        return this.send({ t: 'ok', id: msg.id });
+      case 'stats':
+        return this.send({ t: 'statsResult', id: msg.id, ...this.#host.stats() });
+      case 'watch':
+        for (const sid of msg.ids) {
+          if (!this.#watches.has(sid)) this.#watches.set(sid, core.watch(sid, (event: WatchEvent) => this.send({ t: 'event', event })));
+        }
+        return;
+      case 'unwatch':
+        for (const sid of msg.ids) { this.#watches.get(sid)?.(); this.#watches.delete(sid); }
+        return;
+      case 'progress': {
+        const h = this.#held.get(msg.tag);
+        if (h === undefined || h.message.id !== msg.mid) return;
+        h.deadline = this.#host.now() + this.#host.visibilityTimeout;
+        return core.progress(msg.mid, msg.value);
+      }
+      case 'heartbeat': {
+        const deadline = this.#host.now() + this.#host.visibilityTimeout;
+        for (const tag of msg.tags) { const h = this.#held.get(tag); if (h !== undefined) h.deadline = deadline; }
+        return;
+      }
+      case 'hello': return;
+    }
+  }
+
+  #deliver(c: number, tag: DeliveryTag, message: TaskMessage, redelivered: boolean): void {
+    const deadline = this.#host.now() + this.#host.visibilityTimeout;
+    this.#held.set(tag, { message, consumer: c, deadline });
+    this.#host.watchVisibility(this, tag, deadline);
+    this.send({ t: 'deliver', c, tag, redelivered, message });
+  }
+
+  /** Removes a held delivery when `tag` is this connection's and carries message `mid`. */
+  #take(tag: DeliveryTag, mid: string): Held | undefined {
+    const h = this.#held.get(tag);
+    if (h === undefined || h.message.id !== mid) {
+      log('broker: ignoring settle/release of tag %d (%s): not held by this connection for that message', tag, mid);
+      return undefined;
+    }
+    this.#held.delete(tag);
+    return h;
+  }
+
+  #cancel(c: number): void {
+    const id = this.#consumers.get(c);
+    if (id === undefined) return;
+    this.#consumers.delete(c);
+    for (const [tag, h] of this.#held) if (h.consumer === c) this.#held.delete(tag);
+    this.#host.core.cancel(id);
+  }
+
+  #closed(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#decoder.stop();
+    for (const c of [...this.#consumers.keys()]) this.#cancel(c);
+    for (const unwatch of this.#watches.values()) unwatch();
+    this.#watches.clear();
+    this.#held.clear();
+    this.#host.closed(this);
+  }
+}
