@@ -17,3 +17,4 @@ export type {
   Transport, TransportContext, TaskMessage, TaskState, Backoff, Batch, ChordSpec, ChordRef, StateRecord, Delivery, DeliveryTag,
   ConsumeSpec, ConsumerHandler, Consumer, Outcome, WatchEvent,
 } from './transport.js';
+export { ThreadPool, move, type ThreadPoolOptions, type RunOptions, type PoolStats, type LatencyStats, type Moved } from './pool/index.js';
