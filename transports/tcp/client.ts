@@ -1,0 +1,360 @@
+/**
+ * The TCP transport: a client of a BrokerServer. One connection carries
+ * requests (with ids, answered in order), pushes (deliveries, revoke notices,
+ * watch events) and heartbeats. It reconnects with capped exponential
+ * backoff, re-registers its consumers and watches, re-sends unanswered
+ * requests, and re-reads the state of watched ids so a final state missed
+ * while down still reaches its waiters.
+ *
+ *   idle --connect()--> connecting --welcome--> open --socket lost--> backoff --timer--> connecting
+ *                           \--ERR_AUTH / bad version--> closed <--close()-- (any state)
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { debuglog } from 'node:util';
+import { systemClock, type Clock, type TimerHandle } from '../../src/clock.js';
+import type { Packed } from '../../src/codec.js';
+import { AuthError, ClosedError, ConnectionError, fromErrorInfo, ProtocolError } from '../../src/errors.js';
+import { checkOptions, rules } from '../../src/options.js';
+import type {
+  Batch, ConsumeSpec, Consumer, ConsumerHandler, DeliveryTag, Outcome, StateRecord, Transport, TransportContext, WatchEvent,
+} from '../../src/transport.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, Outbox } from './framing.js';
+import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+import { Requests } from './requests.js';
+
+const log = debuglog('millwright');
+
+/** Options of `new TcpTransport()`. */
+export interface TcpTransportOptions {
+  /** Broker host. Default `"127.0.0.1"`. */
+  readonly host?: string;
+  /** Broker port. Required. */
+  readonly port: number;
+  /** The broker's token, if it requires one. */
+  readonly token?: string;
+  /** Connect with TLS: `ca` to trust the broker's certificate, `cert`/`key` for client authentication. */
+  readonly tls?: { readonly ca?: string | Buffer; readonly cert?: string | Buffer; readonly key?: string | Buffer; readonly servername?: string };
+  /** ms for one connection attempt (TCP + TLS + hello). Default 5 000. */
+  readonly connectTimeout?: number;
+  /** ms a request waits for a connection before rejecting with ConnectionError. Default 30 000. */
+  readonly sendTimeout?: number;
+  /** First reconnect delay, ms; doubles per failed attempt. Default 50. */
+  readonly reconnectDelay?: number;
+  /** Cap of the reconnect delay, ms. Default 2 000. */
+  readonly maxReconnectDelay?: number;
+  /** Requests sent and not yet answered, at most (producer backpressure). Default 1 024. */
+  readonly maxInFlight?: number;
+  /** Largest accepted frame payload, bytes. Default 16 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Time source for network timers (backoff, timeouts, heartbeats). Default: the real clock. */
+  readonly clock?: Clock;
+}
+
+const RULES = {
+  host: rules.string, port: rules.int(1, 65535), token: rules.string, tls: rules.object, connectTimeout: rules.int(1),
+  sendTimeout: rules.int(1), reconnectDelay: rules.int(1), maxReconnectDelay: rules.int(1), maxInFlight: rules.int(1),
+  maxFrameBytes: rules.int(64), clock: rules.object,
+};
+
+interface ConsumerEntry { readonly spec: ConsumeSpec; readonly handler: ConsumerHandler; registered: boolean; cancelled: boolean }
+
+/**
+ * @example
+ * const app = new App({ transport: new TcpTransport({ host: 'broker.local', port: 7400, token }) });
+ */
+export class TcpTransport implements Transport {
+  readonly #o: Required<Omit<TcpTransportOptions, 'token' | 'tls'>> & Pick<TcpTransportOptions, 'token' | 'tls'>;
+  readonly #clock: Clock;
+  readonly #requests: Requests;
+  readonly #consumers = new Map<number, ConsumerEntry>();
+  readonly #watchers = new Map<string, Set<(event: WatchEvent) => void>>();
+  /** Deliveries held on the current connection: tag -> message id. */
+  readonly #held = new Map<DeliveryTag, string>();
+  #out = new Outbox();
+  #socket: Socket | undefined;
+  #state: 'idle' | 'connecting' | 'open' | 'backoff' | 'closed' = 'idle';
+  #attempt = 0;
+  #timer: TimerHandle | undefined;
+  #heartbeat: TimerHandle | undefined;
+  #heartbeatMs = 10_000;
+  #flushScheduled = false;
+  #nextConsumer = 1;
+  #connecting: Promise<void> | undefined;
+  #onFirst: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  constructor(options: TcpTransportOptions) {
+    checkOptions('TcpTransport', options, RULES);
+    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TcpTransportOptions;
+    this.#o = Object.freeze({
+      host: '127.0.0.1', connectTimeout: 5_000, sendTimeout: 30_000, reconnectDelay: 50, maxReconnectDelay: 2_000,
+      maxInFlight: 1024, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, clock: systemClock, ...defined,
+    });
+    this.#clock = this.#o.clock;
+    this.#requests = new Requests(this.#clock, this.#o.sendTimeout, this.#o.maxInFlight);
+  }
+
+  /** True while a connection to the broker is open. */
+  get connected(): boolean {
+    return this.#state === 'open';
+  }
+
+  /** Connects; resolves after the first handshake. Rejects with AuthError, ProtocolError or (after `sendTimeout`) ConnectionError. */
+  connect(_context?: TransportContext): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new ClosedError('TcpTransport'));
+    return (this.#connecting ??= new Promise<void>((resolve, reject) => {
+      this.#onFirst = { resolve, reject };
+      const timer = this.#clock.setTimer(() => {
+        if (this.#onFirst === undefined) return;
+        const err = new ConnectionError(`Could not connect to the broker at ${this.#o.host}:${this.#o.port} within ${this.#o.sendTimeout} ms: check that it runs and is reachable`);
+        void this.#shutdown(err);
+      }, this.#o.sendTimeout);
+      const clear = (): void => this.#clock.clearTimer(timer);
+      this.#connecting?.then(clear, clear);
+      this.#dial();
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.#shutdown(new ClosedError('TcpTransport'));
+  }
+
+  publish(batch: Batch): Promise<void> {
+    return this.#request((id) => ({ t: 'publish', id, batch }));
+  }
+
+  async consume(spec: ConsumeSpec, handler: ConsumerHandler): Promise<Consumer> {
+    const c = this.#nextConsumer++;
+    const entry: ConsumerEntry = { spec, handler, registered: false, cancelled: false };
+    this.#consumers.set(c, entry);
+    try {
+      await this.#request((id) => ({ t: 'consume', id, c, spec }));
+    } catch (err) {
+      this.#consumers.delete(c);
+      throw err;
+    }
+    entry.registered = true;
+    return {
+      cancel: async () => {
+        if (entry.cancelled) return;
+        entry.cancelled = true;
+        this.#consumers.delete(c);
+        if (this.#state !== 'closed') await this.#request((id) => ({ t: 'cancel', id, c }));
+      },
+    };
+  }
+
+  settle(tag: DeliveryTag, outcome: Outcome): Promise<void> {
+    const mid = this.#held.get(tag) ?? outcome.records[0]?.id ?? '';
+    this.#held.delete(tag);
+    return this.#request((id) => ({ t: 'settle', id, tag, mid, outcome }));
+  }
+
+  release(tag: DeliveryTag, delayMs: number): Promise<void> {
+    const mid = this.#held.get(tag) ?? '';
+    this.#held.delete(tag);
+    return this.#request((id) => ({ t: 'release', id, tag, mid, delay: Math.max(0, Math.round(delayMs)) }));
+  }
+
+  setState(record: StateRecord): Promise<void> {
+    return this.#request((id) => ({ t: 'setState', id, record }));
+  }
+
+  async getState(id: string): Promise<StateRecord | undefined> {
+    const record = await this.#request<StateRecord | null>((rid) => ({ t: 'getState', id: rid, sid: id }));
+    return record ?? undefined;
+  }
+
+  watch(id: string, listener: (event: WatchEvent) => void): () => void {
+    let set = this.#watchers.get(id);
+    if (set === undefined) {
+      this.#watchers.set(id, (set = new Set()));
+      this.#oneWay({ t: 'watch', ids: [id] });
+    }
+    set.add(listener);
+    return () => {
+      const s = this.#watchers.get(id);
+      if (s === undefined || !s.delete(listener) || s.size > 0) return;
+      this.#watchers.delete(id);
+      this.#oneWay({ t: 'unwatch', ids: [id] });
+    };
+  }
+
+  /** Progress is best effort: dropped while disconnected. It extends the delivery's visibility deadline. */
+  progress(tag: DeliveryTag, id: string, value: Packed): void {
+    this.#oneWay({ t: 'progress', tag, mid: id, value });
+  }
+
+  revoke(id: string): Promise<void> {
+    return this.#request((rid) => ({ t: 'revoke', id: rid, sid: id }));
+  }
+
+  /** Queue depths and connection count, from the broker. */
+  async stats(): Promise<{ queues: readonly WireQueueStats[]; connections: number }> {
+    return this.#request((id) => ({ t: 'stats', id }));
+  }
+
+  #request<T>(build: (id: number) => ClientMessage): Promise<T> {
+    if (this.#state === 'closed') return Promise.reject(new ClosedError('TcpTransport'));
+    if (this.#state === 'idle') void this.connect().catch(() => undefined);
+    const p = this.#requests.add<T>(build);
+    this.#pump();
+    return p;
+  }
+
+  #oneWay(msg: ClientMessage): void {
+    if (this.#state !== 'open') return;
+    writeMessage(this.#out, msg);
+    this.#scheduleFlush();
+  }
+
+  #pump(): void {
+    if (this.#state !== 'open') return;
+    let any = false;
+    for (const r of this.#requests.sendable()) { writeMessage(this.#out, r.msg); any = true; }
+    if (any) this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const pieces = this.#out.take();
+      const socket = this.#socket;
+      if (socket === undefined || socket.destroyed || this.#state !== 'open') return;
+      if (pieces.length === 1) socket.write(pieces[0] as Buffer);
+      else { socket.cork(); for (const p of pieces) socket.write(p); socket.uncork(); }
+    });
+  }
+
+  #dial(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'connecting';
+    const o = this.#o;
+    const socket = o.tls === undefined
+      ? netConnect({ host: o.host, port: o.port })
+      : tlsConnect({ host: o.host, port: o.port, ...o.tls, servername: o.tls.servername ?? (/^[\d.:]+$/.test(o.host) ? '' : o.host) });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    const timer = this.#clock.setTimer(() => socket.destroy(new Error(`no welcome within ${o.connectTimeout} ms`)), o.connectTimeout);
+    let welcomed = false;
+    const decoder = new FrameDecoder(o.maxFrameBytes, (payload) => {
+      const msg = decodeServerMessage(payload);
+      if (!welcomed) {
+        if (msg.t === 'welcome') { welcomed = true; this.#clock.clearTimer(timer); this.#opened(msg.heartbeat); return; }
+        if (msg.t !== 'error') throw new ProtocolError(`Expected welcome from the broker, got ${msg.t}`);
+      }
+      this.#onMessage(msg);
+    });
+    socket.once(o.tls === undefined ? 'connect' : 'secureConnect', () => {
+      writeMessage(this.#out, { t: 'hello', v: PROTOCOL_VERSION, token: o.token ?? null });
+      const pieces = this.#out.take();
+      for (const p of pieces) socket.write(p);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try { decoder.push(chunk); } catch (err) { log('tcp client: bad frame from broker: %s', (err as Error).message); socket.destroy(); }
+    });
+    socket.on('error', (err) => log('tcp client: %s', err.message));
+    socket.on('close', () => {
+      this.#clock.clearTimer(timer);
+      decoder.stop();
+      if (this.#socket === socket) this.#lost();
+    });
+  }
+
+  #opened(heartbeat: number): void {
+    this.#state = 'open';
+    this.#attempt = 0;
+    this.#heartbeatMs = heartbeat;
+    this.#held.clear();
+    // Consumers and watches first, then the requests that waited, then catch up on missed states.
+    for (const [c, e] of this.#consumers) if (e.registered) writeMessage(this.#out, { t: 'consume', id: 0, c, spec: e.spec });
+    if (this.#watchers.size > 0) writeMessage(this.#out, { t: 'watch', ids: [...this.#watchers.keys()] });
+    this.#requests.connected();
+    this.#pump();
+    this.#scheduleFlush();
+    this.#armHeartbeat();
+    const first = this.#onFirst;
+    this.#onFirst = undefined;
+    first?.resolve();
+    if (first === undefined) for (const id of this.#watchers.keys()) void this.#catchUp(id);
+  }
+
+  async #catchUp(id: string): Promise<void> {
+    try {
+      const record = await this.getState(id);
+      if (record !== undefined) this.#emit(id, { type: 'state', record });
+    } catch (err) { log('tcp client: state catch-up of %s failed: %s', id, (err as Error).message); }
+  }
+
+  #onMessage(msg: ServerMessage): void {
+    switch (msg.t) {
+      case 'ok': this.#requests.settle(msg.id, null); break;
+      case 'result': this.#requests.settle(msg.id, null, msg.record); break;
+      case 'statsResult': this.#requests.settle(msg.id, null, { queues: msg.queues, connections: msg.connections }); break;
+      case 'error': {
+        const err = fromErrorInfo({ code: msg.code, name: 'Error', message: msg.message });
+        if (msg.id !== 0) { this.#requests.settle(msg.id, err); break; }
+        log('tcp client: broker closed the connection: %s %s', msg.code, msg.message);
+        if (msg.code === 'ERR_AUTH' || (this.#onFirst !== undefined && msg.code === 'ERR_PROTOCOL')) void this.#shutdown(msg.code === 'ERR_AUTH' ? new AuthError(msg.message) : err);
+        break;
+      }
+      case 'deliver': {
+        const entry = this.#consumers.get(msg.c);
+        if (entry === undefined || entry.cancelled) break;
+        this.#held.set(msg.tag, msg.message.id);
+        entry.handler.deliver({ tag: msg.tag, message: msg.message, redelivered: msg.redelivered });
+        break;
+      }
+      case 'revoked': this.#consumers.get(msg.c)?.handler.revoked(msg.sid); break;
+      case 'event': this.#emit(msg.event.type === 'state' ? msg.event.record.id : msg.event.id, msg.event); break;
+      case 'welcome': break;
+    }
+    this.#pump();
+  }
+
+  #emit(id: string, event: WatchEvent): void {
+    const set = this.#watchers.get(id);
+    if (set !== undefined) for (const listener of [...set]) listener(event);
+  }
+
+  #armHeartbeat(): void {
+    if (this.#heartbeat !== undefined) this.#clock.clearTimer(this.#heartbeat);
+    this.#heartbeat = this.#clock.setTimer(() => {
+      this.#heartbeat = undefined;
+      if (this.#state !== 'open') return;
+      this.#oneWay({ t: 'heartbeat', tags: [...this.#held.keys()] });
+      this.#armHeartbeat();
+    }, this.#heartbeatMs);
+  }
+
+  #lost(): void {
+    this.#socket = undefined;
+    this.#out.take();
+    this.#held.clear();
+    if (this.#state === 'closed') return;
+    this.#requests.disconnected();
+    this.#state = 'backoff';
+    const delay = Math.min(this.#o.maxReconnectDelay, this.#o.reconnectDelay * 2 ** Math.min(this.#attempt++, 20));
+    log('tcp client: connection to %s:%d lost; reconnecting in %d ms', this.#o.host, this.#o.port, delay);
+    this.#timer = this.#clock.setTimer(() => { this.#timer = undefined; this.#dial(); }, delay);
+  }
+
+  async #shutdown(err: Error): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    if (this.#heartbeat !== undefined) this.#clock.clearTimer(this.#heartbeat);
+    this.#requests.failAll(err);
+    this.#onFirst?.reject(err);
+    this.#onFirst = undefined;
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket !== undefined && !socket.destroyed) {
+      const pieces = this.#out.take();
+      for (const p of pieces) socket.write(p);
+      await new Promise<void>((resolve) => { socket.once('close', () => resolve()); socket.end(); setTimeout(() => socket.destroy(), 1_000).unref(); });
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The client's requests: sent ones wait for their reply by id; the rest wait
+ * in FIFO order for a connection or for room in the in-flight window. When a
+ * connection drops, sent-but-unanswered requests go back to the front of the
+ * line and are sent again after reconnecting (every request is idempotent on
+ * the broker). A request that waits without a connection past its deadline
+ * rejects with ConnectionError.
+ */
+import type { Clock } from '../../src/clock.js';
+import { ConnectionError } from '../../src/errors.js';
+import { TimerQueue } from '../../src/timer-queue.js';
+import type { ClientMessage } from './protocol.js';
+
+export interface Request {
+  readonly id: number;
+  readonly msg: ClientMessage;
+  readonly deadline: number;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+}
+
+export class Requests {
+  readonly #clock: Clock;
+  readonly #timeout: number;
+  readonly #window: number;
+  readonly #sent = new Map<number, Request>();
+  #waiting: Request[] = [];
+  #head = 0;
+  readonly #deadlines: TimerQueue<Request>;
+  #nextId = 1;
+  #connected = false;
+
+  constructor(clock: Clock, sendTimeout: number, window: number) {
+    this.#clock = clock;
+    this.#timeout = sendTimeout;
+    this.#window = window;
+    this.#deadlines = new TimerQueue(clock, (r) => this.#expire(r));
+  }
+
+  get inFlight(): number {
+    return this.#sent.size;
+  }
+
+  get waiting(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  /** Queues a request; `build` receives its id. */
+  add<T>(build: (id: number) => ClientMessage): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = this.#nextId++;
+      const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve: resolve as (v: unknown) => void, reject };
+      this.#waiting.push(r);
+      if (!this.#connected) this.#deadlines.add(r.deadline, r);
+    });
+  }
+
+  /** Takes the requests that may be sent now (connected, within the window), marking them sent. */
+  *sendable(): IterableIterator<Request> {
+    while (this.#connected && this.#head < this.#waiting.length && this.#sent.size < this.#window) {
+      const r = this.#waiting[this.#head] as Request;
+      this.#waiting[this.#head++] = undefined as unknown as Request;
+      this.#sent.set(r.id, r);
+      yield r;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) { this.#waiting = this.#waiting.slice(this.#head); this.#head = 0; }
+  }
+
+  /** The reply to request `id` arrived. */
+  settle(id: number, err: Error | null, value?: unknown): boolean {
+    const r = this.#sent.get(id);
+    if (r === undefined) return false;
+    this.#sent.delete(id);
+    if (err === null) r.resolve(value); else r.reject(err);
+    return true;
+  }
+
+  connected(): void {
+    this.#connected = true;
+  }
+
+  /** The connection dropped: unanswered requests go back to the front, deadlines count again. */
+  disconnected(): void {
+    this.#connected = false;
+    const back = [...this.#sent.values()].sort((a, b) => a.id - b.id);
+    this.#sent.clear();
+    this.#waiting = [...back, ...this.#waiting.slice(this.#head)];
+    this.#head = 0;
+    const now = this.#clock.now();
+    for (const r of this.#waiting) {
+      if (r.deadline <= now) this.#expire(r);
+      else this.#deadlines.add(r.deadline, r);
+    }
+  }
+
+  /** Rejects everything (close, or a fatal handshake error). */
+  failAll(err: Error): void {
+    const all = [...this.#sent.values(), ...this.#waiting.slice(this.#head)];
+    this.#sent.clear();
+    this.#waiting = [];
+    this.#head = 0;
+    this.#deadlines.clear();
+    for (const r of all) r.reject(err);
+  }
+
+  #expire(r: Request): void {
+    if (this.#connected) return;
+    const i = this.#waiting.indexOf(r, this.#head);
+    if (i < 0) return;
+    this.#waiting.splice(i, 1);
+    r.reject(new ConnectionError(`No connection to the broker for ${this.#timeout} ms (sendTimeout): the ${r.msg.t} request was not sent; check that the broker runs and is reachable`));
+  }
+}
