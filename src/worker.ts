@@ -12,6 +12,7 @@ import {
   ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
 } from './errors.js';
 import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } from './outcome.js';
+import { RateWindow } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
 import type { Consumer, Delivery, Outcome, TaskMessage, Transport } from './transport.js';
@@ -77,6 +78,8 @@ export class Worker extends EventEmitter {
   readonly #revoked = new Set<string>();
   #idle: (() => void) | undefined;
   #runner: ModuleRunner | undefined;
+  /** Per task name with a `rateLimit`: its window and the deliveries waiting for it. */
+  readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
 
   /** @internal Made by `app.worker()`. */
   constructor(host: WorkerHost, settings: WorkerSettings) {
@@ -112,7 +115,11 @@ export class Worker extends EventEmitter {
     if (this.#state === 'stopping') return this.#waitIdle();
     this.#state = 'stopping';
     const transport = this.#host.transport;
-    for (const d of this.#backlog.splice(0)) await this.#guard(transport.release(d.tag, 0));
+    const parked = [...this.#limits.values()].flatMap((l) => {
+      if (l.timer !== undefined) this.#host.clock.clearTimer(l.timer);
+      return l.waiting.splice(0);
+    });
+    for (const d of [...this.#backlog.splice(0), ...parked]) await this.#guard(transport.release(d.tag, 0));
     if (options.graceful !== false && this.#running.size > 0) {
       const idle = this.#waitIdle();
       if (options.timeout === undefined) await idle;
@@ -135,8 +142,29 @@ export class Worker extends EventEmitter {
       void this.#guard(this.#host.transport.release(delivery.tag, 0));
       return;
     }
-    if (this.#running.size < this.#settings.concurrency) this.#start(delivery);
+    if (this.#running.size < this.#settings.concurrency) this.#admit(delivery);
     else this.#backlog.push(delivery);
+  }
+
+  /** Starts a delivery now, or parks it until its task's rate limit allows a start. */
+  #admit(delivery: Delivery): void {
+    const limit = this.#host.registry.get(delivery.message.name)?.options.rateLimit;
+    if (limit === undefined) return this.#start(delivery);
+    let state = this.#limits.get(delivery.message.name);
+    if (state === undefined) this.#limits.set(delivery.message.name, (state = { window: new RateWindow(limit.max, limit.per), waiting: [], timer: undefined }));
+    state.waiting.push(delivery);
+    this.#drainLimited(state);
+  }
+
+  #drainLimited(state: { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }): void {
+    while (state.waiting.length > 0 && this.#state === 'running') {
+      const wait = state.window.take(this.#host.clock.now());
+      if (wait > 0) {
+        if (state.timer === undefined) state.timer = this.#host.clock.setTimer(() => { state.timer = undefined; this.#drainLimited(state); }, wait);
+        return;
+      }
+      this.#start(state.waiting.shift() as Delivery);
+    }
   }
 
   #onRevoked(id: string): void {
@@ -159,7 +187,7 @@ export class Worker extends EventEmitter {
   #next(run: Run): void {
     this.#running.delete(run.delivery.tag);
     const d = this.#backlog.shift();
-    if (d !== undefined && this.#state === 'running') this.#start(d);
+    if (d !== undefined && this.#state === 'running') this.#admit(d);
     if (this.#running.size === 0) this.#idle?.();
   }
 

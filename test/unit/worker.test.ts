@@ -168,3 +168,19 @@ describe('worker', () => {
     expect(await r.get()).toBe('retried elsewhere');
   });
 });
+
+describe('rate limit', () => {
+  it('starts at most `max` tasks per `per` ms in a worker', async () => {
+    const clock = new FakeClock();
+    const app = newApp({ clock });
+    const starts: number[] = [];
+    const t = app.task('limited', () => { starts.push(clock.now()); }, { rateLimit: { max: 2, per: 1_000 } });
+    await app.worker({ concurrency: 10 }).start();
+    const rs = await Promise.all(Array.from({ length: 5 }, () => app.send(t.s())));
+    await clock.advance(0);
+    expect(starts).toEqual([0, 0]);
+    await clock.advance(2_500);
+    await Promise.all(rs.map((r) => r.get()));
+    expect(starts).toEqual([0, 0, 1000, 1000, 2000]);
+  });
+});
