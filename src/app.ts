@@ -4,6 +4,7 @@
  * in-memory default).
  */
 import { availableParallelism } from 'node:os';
+import { debuglog } from 'node:util';
 import { MemoryTransport } from '../transports/memory/memory-transport.js';
 import { systemClock, type Clock } from './clock.js';
 import { ClosedError, ValidationError } from './errors.js';
@@ -11,11 +12,14 @@ import { createModuleRunner } from './module-runner.js';
 import { checkOptions, rules } from './options.js';
 import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
 import { AsyncResult, GroupResult } from './result.js';
+import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
 import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
 import type { Transport } from './transport.js';
 import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
 import { compile, type HandleShape } from './workflow.js';
+
+const log = debuglog('millwright');
 
 /** Options of `new App()`. */
 export interface AppOptions {
@@ -73,6 +77,7 @@ export class App {
   readonly #workers = new Set<Worker>();
   readonly #connecting: Promise<void>;
   readonly #host: WorkerHost;
+  readonly #schedules: Schedules;
   #connected = false;
   #closed = false;
 
@@ -85,6 +90,7 @@ export class App {
     this.#rng = options.rng ?? defaultRng;
     this.#connecting = this.#transport.connect({ clock: this.#clock }).then(() => { this.#connected = true; });
     this.#connecting.catch(() => undefined);
+    this.#schedules = new Schedules(this.#clock, (sig) => this.send(sig), (err) => log('schedule tick failed: %s', String(err)));
     const app = this;
     this.#host = {
       transport: this.#transport, clock: this.#clock, registry: this.#registry, rng: this.#rng, resultsExpireIn: this.#resultsExpireIn,
@@ -147,6 +153,22 @@ export class App {
     return new AsyncResult<R>({ transport: this.#transport, clock: this.#clock }, id, name);
   }
 
+  /**
+   * Sends a fresh copy of `sig` on every tick of a cron expression (5 fields,
+   * or 6 with leading seconds; UTC unless `tz`). However many apps register
+   * the same name against one transport, each tick runs once.
+   * @example app.schedule('nightly-report', '0 3 * * *', report.s('daily'), { tz: 'Europe/Paris' });
+   */
+  schedule(name: string, expression: string, sig: Signature, options: ScheduleOptions = {}): void {
+    this.#live();
+    this.#schedules.add(name, expression, sig, options);
+  }
+
+  /** Stops a schedule. Returns false if there was none by that name. */
+  unschedule(name: string): boolean {
+    return this.#schedules.remove(name);
+  }
+
   /** Makes a worker (call `start()` on it). `app.close()` stops it. */
   worker(options: WorkerOptions = {}): Worker {
     this.#live();
@@ -166,6 +188,7 @@ export class App {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#schedules.close();
     await Promise.all([...this.#workers].map((w) => w.stop()));
     await this.#transport.close();
   }

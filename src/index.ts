@@ -18,3 +18,4 @@ export type {
   ConsumeSpec, ConsumerHandler, Consumer, Outcome, WatchEvent,
 } from './transport.js';
 export { ThreadPool, move, type ThreadPoolOptions, type RunOptions, type PoolStats, type LatencyStats, type Moved } from './pool/index.js';
+export type { ScheduleOptions } from './schedules.js';
