@@ -1,0 +1,290 @@
+// TCP transport benchmarks (SPEC section 3, TCP rows). Broker, producer and
+// worker run as separate child processes on 127.0.0.1, talking through
+// dist/transports/tcp; the raw node:net length-prefixed loop (the shape of
+// ../shared/bench/peers/queue/bench-tcp.mjs) is measured in the same run.
+//
+//   node bench/tcp.mjs [--reps 3] [--n 50000] [--only throughput,latency,...]
+//
+// Rows: throughput (trivial tasks, send -> worker completion), idle send -> result
+// latency, delayed-task lateness, SIGKILL redelivery, broker memory per queued task,
+// journal throughput (fsync group commit), raw node:net pipelined and request/response.
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from './lib/child.mjs';
+import { median, min, max, summary } from './lib/stats.mjs';
+import { printTable, int, fixed } from './lib/table.mjs';
+
+const self = fileURLToPath(import.meta.url);
+const args = parseArgs({ role: '', reps: 3, n: 50000, only: '' });
+const now = () => performance.timeOrigin + performance.now();
+const hr = () => Number(process.hrtime.bigint()) / 1e6;
+
+// ---------------------------------------------------------------- child roles
+if (args.role !== '') {
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => process.exit(0));
+  process.on('message', (m) => { if (m.type === 'cpu') { const u = process.cpuUsage(); process.send({ type: 'cpu', us: u.user + u.system, sys: u.system }); } });
+  const { App, signature, currentTask } = await import('../dist/src/index.js');
+  const { BrokerServer, TcpTransport } = await import('../dist/transports/tcp/index.js');
+  const send = (m) => process.send(m);
+  const on = (type) => new Promise((r) => process.on('message', function h(m) { if (m.type === type) { process.off('message', h); r(m); } }));
+
+  if (args.role === 'broker') {
+    const server = new BrokerServer({ port: 0, ...(args.dataDir ? { dataDir: args.dataDir } : {}), visibilityTimeout: 30_000 });
+    await server.listen();
+    process.on('message', (m) => {
+      if (m.type === 'rss') { globalThis.gc?.(); globalThis.gc?.(); send({ type: 'rss', rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, stats: server.stats() }); }
+    });
+    send({ type: 'listening', port: server.address().port });
+  } else if (args.role === 'raw-server') {
+    const server = net.createServer((sock) => {
+      sock.setNoDelay(true);
+      let buf = Buffer.alloc(0);
+      sock.on('data', (d) => {
+        buf = buf.length ? Buffer.concat([buf, d]) : d;
+        let off = 0; const acks = [];
+        while (buf.length - off >= 4) {
+          const len = buf.readUInt32BE(off);
+          if (buf.length - off - 4 < len) break;
+          const id = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len)).id;
+          off += 4 + len;
+          const p = Buffer.from(JSON.stringify({ id, ok: 1 })); const h = Buffer.allocUnsafe(4); h.writeUInt32BE(p.length, 0); acks.push(h, p);
+        }
+        buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
+        if (acks.length) sock.write(Buffer.concat(acks));
+      });
+    });
+    server.listen(0, '127.0.0.1', () => send({ type: 'listening', port: server.address().port }));
+  } else {
+    const transport = new TcpTransport({ port: args.port });
+    const app = new App({ transport });
+    app.task('add', (a, b) => a + b);
+    app.task('sleep', (ms) => new Promise((r) => setTimeout(r, ms)));
+    app.task('stamp', () => { const sig = currentTask().signature; send({ type: 'late', ms: now() - sig.eta }); });
+    if (args.role === 'worker') {
+      let done = 0;
+      const target = args.n;
+      const w = app.worker({ concurrency: args.concurrency ?? 100, prefetch: args.prefetch ?? 200 });
+      w.on('task:succeeded', () => { if (++done === target) send({ type: 'done', at: hr() }); });
+      w.on('task:started', (e) => { if (e.name === 'sleep') send({ type: 'started', id: e.id, at: hr() }); });
+      await w.start();
+      send({ type: 'ready' });
+    } else if (args.role === 'producer') {
+      await transport.connect();
+      send({ type: 'ready' });
+      const m = await on('go');
+      if (m.mode === 'throughput') {
+        const window = 1000; let inflight = 0; let i = 0; const t0 = hr();
+        await new Promise((resolve) => {
+          const pump = () => {
+            while (inflight < window && i < m.n) {
+              inflight++; i++;
+              app.send(signature('add', [i, 1])).then(() => { inflight--; if (i === m.n && inflight === 0) resolve(); else pump(); });
+            }
+          };
+          pump();
+        });
+        send({ type: 'sent', ms: hr() - t0 });
+      } else if (m.mode === 'latency') {
+        const lat = [];
+        for (let i = 0; i < m.n + 200; i++) {
+          const t0 = hr();
+          await (await app.send(signature('add', [i, 1]))).get();
+          if (i >= 200) lat.push(hr() - t0);
+        }
+        send({ type: 'latency', lat });
+      } else if (m.mode === 'delayed') {
+        for (let i = 0; i < m.n; i++) {
+          await app.send(signature('stamp', [], { eta: Math.round(now()) + m.delay }));
+          await new Promise((r) => setTimeout(r, m.gap));
+        }
+      } else if (m.mode === 'sleep') {
+        for (let i = 0; i < m.n; i++) await app.send(signature('sleep', [m.ms]));
+        send({ type: 'sent' });
+      } else if (m.mode === 'fill') {
+        const payload = 'x'.repeat(m.payload);
+        const sends = [];
+        for (let i = 0; i < m.n; i++) { sends.push(app.send(signature('add', [payload, i], { queue: 'parked' }))); if (sends.length >= 1000) await Promise.all(sends.splice(0)); }
+        await Promise.all(sends);
+        send({ type: 'filled' });
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- parent
+function start(role, extra = {}, flags = []) {
+  const argv = ['--role', role];
+  for (const [k, v] of Object.entries(extra)) argv.push(`--${k}`, String(v));
+  const prof = (process.env.BENCH_PROF ?? '').split(',').includes(role) ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR ?? '/tmp/mwprof'}`] : [];
+  const child = fork(self, argv, { execArgv: [...flags, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+const children = new Set();
+const cpuPerTask = [];
+const sysPerTask = [];
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+const next = (child, type) => new Promise((resolve, reject) => {
+  const h = (m) => { if (m.type === type) { child.off('message', h); resolve(m); } };
+  child.on('message', h);
+  child.once('exit', (code) => reject(new Error(`${type}: child exited ${code}`)));
+});
+async function stop(...cs) { for (const c of cs) { c.kill(process.env.BENCH_PROF || process.env.BENCH_SOFT ? 'SIGINT' : 'SIGKILL'); if (c.exitCode === null) await new Promise((r) => c.once('exit', r)); } }
+
+async function broker(extra = {}, flags = []) {
+  const b = start('broker', extra, flags);
+  const { port } = await next(b, 'listening');
+  return { b, port };
+}
+
+async function throughput(n, dataDir) {
+  const { b, port } = await broker(dataDir ? { dataDir } : {});
+  const w = start('worker', { port, n });
+  const p = start('producer', { port });
+  await Promise.all([next(w, 'ready'), next(p, 'ready')]);
+  const cpu = async () => Promise.all([b, p, w].map((c) => { const r = next(c, 'cpu'); c.send({ type: 'cpu' }); return r.then((m) => [m.us, m.sys]); }));
+  const c0 = await cpu();
+  const done = next(w, 'done');
+  const t0 = hr();
+  p.send({ type: 'go', mode: 'throughput', n });
+  const { at } = await done;
+  const c1 = await cpu();
+  cpuPerTask.push(c1.map((v, i) => (v[0] - c0[i][0]) / n));
+  sysPerTask.push(c1.map((v, i) => (v[1] - c0[i][1]) / n));
+  await stop(p, w, b);
+  return n / ((at - t0) / 1000);
+}
+
+async function latency(n) {
+  const { b, port } = await broker();
+  const w = start('worker', { port, n: 1e9, concurrency: 10, prefetch: 0 });
+  const p = start('producer', { port });
+  await Promise.all([next(w, 'ready'), next(p, 'ready')]);
+  const res = next(p, 'latency');
+  p.send({ type: 'go', mode: 'latency', n });
+  const { lat } = await res;
+  await stop(p, w, b);
+  return summary(lat);
+}
+
+async function delayed(n) {
+  const { b, port } = await broker();
+  const w = start('worker', { port, n: 1e9 });
+  const p = start('producer', { port });
+  await Promise.all([next(w, 'ready'), next(p, 'ready')]);
+  const late = [];
+  await new Promise((resolve) => w.on('message', (m) => { if (m.type === 'late') { late.push(m.ms); if (late.length === n) resolve(); } }) || p.send({ type: 'go', mode: 'delayed', n, delay: 200, gap: 3 }));
+  await stop(p, w, b);
+  return summary(late);
+}
+
+async function sigkill(n) {
+  const { b, port } = await broker();
+  const victim = start('worker', { port, n: 1e9, concurrency: n, prefetch: 0 });
+  const p = start('producer', { port });
+  await Promise.all([next(victim, 'ready'), next(p, 'ready')]);
+  const started = new Set();
+  await new Promise((resolve) => { victim.on('message', (m) => { if (m.type === 'started') { started.add(m.id); if (started.size === n) resolve(); } }); p.send({ type: 'go', mode: 'sleep', n, ms: 60_000 }); });
+  const survivor = start('worker', { port, n: 1e9, concurrency: n, prefetch: 0 });
+  await next(survivor, 'ready');
+  const again = new Map();
+  const all = new Promise((resolve) => survivor.on('message', (m) => { if (m.type === 'started' && started.has(m.id)) { again.set(m.id, m.at); if (again.size === n) resolve(); } }));
+  const t0 = hr();
+  victim.kill('SIGKILL');
+  await all;
+  await stop(p, survivor, b);
+  return Math.max(...[...again.values()].map((at) => at - t0));
+}
+
+async function memoryPerTask(n, payload) {
+  const { b, port } = await broker({}, ['--expose-gc']);
+  const p = start('producer', { port });
+  await next(p, 'ready');
+  b.send({ type: 'rss' });
+  const before = await next(b, 'rss');
+  p.send({ type: 'go', mode: 'fill', n, payload });
+  await next(p, 'filled');
+  b.send({ type: 'rss' });
+  const after = await next(b, 'rss');
+  await stop(p, b);
+  const argsBytes = JSON.stringify([ 'x'.repeat(payload), n ]).length;
+  return { rss: (after.rss - before.rss) / n - argsBytes, heap: (after.heap - before.heap) / n - argsBytes };
+}
+
+async function raw(pattern, n) {
+  const s = start('raw-server');
+  const { port } = await next(s, 'listening');
+  const sock = net.createConnection({ host: '127.0.0.1', port });
+  sock.setNoDelay(true);
+  await new Promise((r) => sock.on('connect', r));
+  const task = (i) => ({ id: i, type: 'task', queue: 'default', name: 'math.add', args: [i, 1], attempts: 0, maxAttempts: 3, createdAt: 1764172800000 + i, ttlMs: 30000, trace: 'a1b2c3d4e5f60718', meta: { tenant: 'acme', prio: 5 } });
+  const frame = (i) => { const p = Buffer.from(JSON.stringify(task(i))); const h = Buffer.allocUnsafe(4); h.writeUInt32BE(p.length, 0); return [h, p]; };
+  let sent = 0; let acked = 0; let inbuf = Buffer.alloc(0); const rtt = []; const sentAt = new Float64Array(n);
+  const t0 = hr();
+  await new Promise((resolve) => {
+    const pump = () => {
+      if (pattern === 'reqres') { if (sent < n && sent === acked) { sentAt[sent] = hr(); sock.write(Buffer.concat(frame(sent++))); } return; }
+      const parts = [];
+      while (sent < n && sent - acked < 1000) parts.push(...frame(sent++));
+      if (parts.length) sock.write(Buffer.concat(parts));
+    };
+    sock.on('data', (d) => {
+      inbuf = inbuf.length ? Buffer.concat([inbuf, d]) : d;
+      let off = 0;
+      while (inbuf.length - off >= 4) {
+        const len = inbuf.readUInt32BE(off);
+        if (inbuf.length - off - 4 < len) break;
+        const id = JSON.parse(inbuf.toString('utf8', off + 4, off + 4 + len)).id;
+        off += 4 + len; acked++;
+        if (pattern === 'reqres') rtt.push(hr() - sentAt[id]);
+      }
+      inbuf = off === inbuf.length ? Buffer.alloc(0) : inbuf.subarray(off);
+      if (acked === n) resolve(); else pump();
+    });
+    pump();
+  });
+  const rate = n / ((hr() - t0) / 1000);
+  sock.destroy();
+  await stop(s);
+  return { rate, rtt: rtt.length ? summary(rtt) : undefined };
+}
+
+async function main() {
+  const reps = args.reps;
+  const only = args.only ? new Set(String(args.only).split(',')) : null;
+  const want = (k) => only === null || only.has(k);
+  const rows = [];
+  const agg = (name, values, fmt, unit, target, ref = '') => rows.push([name, `${fmt(median(values))} ${unit}`, `${fmt(min(values))}–${fmt(max(values))}`, target, ref]);
+  const r = { tput: [], jtput: [], p50: [], p99: [], late50: [], late99: [], kill: [], memRss: [], memHeap: [], rawPipe: [], rawReq: [], rawRtt50: [] };
+  for (let rep = 0; rep < reps; rep++) {
+    if (want('raw')) { const a = await raw('pipelined', 300000); r.rawPipe.push(a.rate); const b2 = await raw('reqres', 20000); r.rawReq.push(b2.rate); r.rawRtt50.push(b2.rtt.p50); }
+    if (want('throughput')) r.tput.push(await throughput(args.n));
+    if (want('latency')) { const s = await latency(2000); r.p50.push(s.p50); r.p99.push(s.p99); }
+    if (want('delayed')) { const s = await delayed(300); r.late50.push(s.p50); r.late99.push(s.p99); }
+    if (want('sigkill')) r.kill.push(await sigkill(5));
+    if (want('memory')) { const m = await memoryPerTask(100000, 100); r.memRss.push(m.rss); r.memHeap.push(m.heap); }
+    if (want('journal')) { const dir = mkdtempSync(join(tmpdir(), 'mw-bench-')); try { r.jtput.push(await throughput(Math.min(args.n, 30000), dir)); } finally { rmSync(dir, { recursive: true, force: true }); } }
+    console.error(`rep ${rep + 1}/${reps} done`);
+  }
+  const ms = (x) => fixed(x, 3);
+  if (r.tput.length) agg('throughput, trivial tasks, 3 processes (tasks/s)', r.tput, int, '', '>= 70,000', r.rawPipe.length ? `raw pipelined ${int(median(r.rawPipe))} msgs/s` : '');
+  if (r.p50.length) { agg('idle send -> result p50', r.p50, ms, 'ms', '<= 0.25 ms', r.rawRtt50.length ? `raw RTT p50 ${ms(median(r.rawRtt50))} ms` : ''); agg('idle send -> result p99', r.p99, ms, 'ms', '<= 1 ms'); }
+  if (r.late50.length) { agg('delayed task lateness p50', r.late50, ms, 'ms', ''); agg('delayed task lateness p99', r.late99, ms, 'ms', '<= 5 ms'); }
+  if (r.kill.length) agg('SIGKILLed worker: kill -> restarted elsewhere (5 tasks, max)', r.kill, ms, 'ms', '<= 1000 ms');
+  if (r.memRss.length) { agg('broker RSS per queued task beyond payload', r.memRss, int, 'B', '< 1024 B'); agg('broker heap per queued task beyond payload', r.memHeap, int, 'B', ''); }
+  if (r.jtput.length) agg('throughput with journal (fdatasync group commit, tasks/s)', r.jtput, int, '', '');
+  if (r.rawPipe.length) { agg('raw node:net pipelined json (msgs/s)', r.rawPipe, int, '', 'reference'); agg('raw node:net request/response (msgs/s)', r.rawReq, int, '', 'reference'); agg('raw node:net RTT p50', r.rawRtt50, ms, 'ms', 'reference'); }
+  if (sysPerTask.length) console.log('of which system:', sysPerTask.map((a) => a.map((x) => x.toFixed(1)).join(' / ')).join('; '));
+  if (cpuPerTask.length) console.log('CPU us per task [broker, producer, worker]:', cpuPerTask.map((a) => a.map((x) => x.toFixed(1)).join(' / ')).join('; '));
+  console.log(`\nTCP transport, ${reps} reps, median [min–max], node ${process.version}\n`);
+  printTable(['case', 'median', 'range', 'target', 'reference (same run)'], rows);
+  process.exit(0);
+}
+
+if (args.role === '') await main();
