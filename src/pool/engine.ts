@@ -53,7 +53,7 @@ const PIPELINE_MS = 0.3;
 const MIN_DEPTH = 2;
 const MAX_DEPTH = 64;
 
-interface Grace { readonly thread: PoolThread; readonly slot: number; readonly task: Task }
+interface Grace { readonly thread: PoolThread; readonly slot: number; readonly task: Task; readonly reason: number; readonly told: boolean }
 interface IdleMark { readonly thread: PoolThread; readonly epoch: number }
 
 export class PoolEngine {
@@ -80,7 +80,7 @@ export class PoolEngine {
   constructor(options: EngineOptions) {
     this.#o = options;
     this.#timeouts = new TimerQueue(options.clock, (task) => this.abort(task, ABORT_TIMEOUT));
-    this.#graces = new TimerQueue(options.clock, (g) => { if (g.thread.slots[g.slot] === g.task) this.#retire(g.thread, `task "${g.task.name}" on the same thread was aborted and did not stop within ${this.#o.abortGraceMs} ms`); });
+    this.#graces = new TimerQueue(options.clock, (g) => this.#watchdog(g));
     this.#idle = new TimerQueue(options.clock, (m) => { if (m.thread.idleEpoch === m.epoch && m.thread.inFlight === 0) this.#retire(m.thread, 'it was idle'); });
   }
 
@@ -115,10 +115,30 @@ export class PoolEngine {
     this.#settle(task, false, error);
     if (wasQueued) { this.#queued--; return; } // left in the ring; skipped when shifted
     const thread = task.thread as PoolThread;
-    if (task.seq < 0 || thread.retiring || thread.handle === undefined) return; // never posted: dropped at flush
-    if (thread.handle.started() <= task.seq) return; // not started yet: its result will be ignored
-    thread.handle.post([OP_ABORT, task.slot, reason], []);
-    this.#graces.add(this.#o.clock.now() + this.#o.abortGraceMs, { thread, slot: task.slot, task });
+    if (task.seq < 0 || thread.retiring) return; // never posted: dropped at flush
+    this.#watchdog({ thread, slot: task.slot, task, reason, told: false });
+  }
+
+  /**
+   * Follows an aborted task that a thread holds until the thread lets go of it:
+   * once it has started, the thread is told to abort it, and if it still holds
+   * it a grace period later (CPU-bound code never yields), the thread is
+   * terminated. A task not started yet is checked again later, as it may start
+   * (and never end) behind the one running now.
+   */
+  #watchdog(g: Grace): void {
+    const { thread, slot, task } = g;
+    if (thread.slots[slot] !== task || thread.retiring) return;
+    const handle = thread.handle as NonNullable<PoolThread['handle']>;
+    const next = this.#o.clock.now() + this.#o.abortGraceMs;
+    if (handle.started() <= task.seq) {
+      this.#graces.add(next, g);
+    } else if (!g.told) {
+      handle.post([OP_ABORT, slot, g.reason], []);
+      this.#graces.add(next, { ...g, told: true });
+    } else {
+      this.#retire(thread, `task "${task.name}" on the same thread was aborted and did not stop within ${this.#o.abortGraceMs} ms`);
+    }
   }
 
   stats(): PoolStats {
@@ -209,6 +229,11 @@ export class PoolEngine {
     thread.outboxTasks = [];
     thread.outTransfer = [];
     if (thread.retiring) return; // its exit handler requeues them
+    if (tasks.some((task) => task.state !== DISPATCHED)) {
+      for (const task of tasks) if (task.state !== DISPATCHED) thread.release(task.slot);
+      for (const task of tasks) if (task.state === DISPATCHED) this.#postOne(thread, task);
+      return;
+    }
     try {
       (thread.handle as NonNullable<PoolThread['handle']>).post(message, transfer);
       for (const task of tasks) task.seq = thread.sent++;
