@@ -1,0 +1,121 @@
+/**
+ * What the CLI commands share: the token file, a first dial that fails fast
+ * on a refused connection, loading a `--tasks` module, and signal handling.
+ */
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { App } from '../../src/app.js';
+import { MillwrightError } from '../../src/errors.js';
+import { UsageError, type Address } from './cli-args.js';
+import { TcpTransport } from './client.js';
+
+/** A runtime failure (not a usage error): the CLI prints the message and exits 1. */
+export class CliFailure extends Error {
+  override readonly name = 'CliFailure';
+}
+
+/** Writes one line to stdout. */
+export function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Reads `--token-file`: its content without trailing whitespace. */
+export function readToken(file: string | undefined, command: string): string | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`Expected \`--token-file\` to name a readable file, got \`${file}\` (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, command);
+  }
+  const token = text.replace(/\s+$/, '');
+  if (token === '') throw new UsageError(`Expected \`--token-file\` to hold a non-empty token, got the empty file \`${file}\``, command);
+  return token;
+}
+
+/**
+ * One plain TCP dial before the transport takes over: the transport retries a
+ * refused connection with backoff (right for a broker that restarts), but a
+ * CLI started against nothing should say so at once.
+ */
+export function probe({ host, port }: Address, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = connect({ host, port });
+    const fail = (reason: string): void => {
+      socket.destroy();
+      reject(new CliFailure(`Cannot connect to the broker at ${host}:${port}: ${reason}. Is \`millwright broker\` running there?`));
+    };
+    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
+    socket.once('connect', () => { socket.destroy(); resolvePromise(); });
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ECONNREFUSED' ? 'connection refused' : err.message));
+  });
+}
+
+/** Dials the broker and completes the handshake (so a wrong token fails here, with ERR_AUTH). */
+export async function openTransport(address: Address, token: string | undefined): Promise<TcpTransport> {
+  await probe(address);
+  const transport = new TcpTransport({ host: address.host, port: address.port, ...(token === undefined ? {} : { token }) });
+  try {
+    await transport.connect();
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
+  return transport;
+}
+
+/** Imports a `--tasks` module and calls its default export with the app. */
+export async function loadTasks(file: string, app: App, command: string): Promise<void> {
+  const url = pathToFileURL(resolve(file)).href;
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(url)) as { default?: unknown };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(resolve(file))) {
+      throw new UsageError(`Expected \`--tasks\` to name an ES module file, got \`${file}\` (not found)`, command);
+    }
+    throw new CliFailure(`The tasks module \`${file}\` failed to load: ${(err as Error).message}`);
+  }
+  if (typeof mod.default !== 'function') {
+    throw new UsageError(`Expected \`--tasks\` to name a module whose default export is a function (app) => void, got \`${file}\` (default export: ${typeof mod.default})`, command);
+  }
+  await (mod.default as (app: App) => unknown)(app);
+}
+
+/**
+ * Runs `stop` on the first SIGINT or SIGTERM; a second signal exits at once
+ * with code 1 (the broker redelivers whatever a worker held).
+ */
+export function onStopSignal(what: string, stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`millwright ${what}: second ${signal}, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    stop(signal).then(() => { process.exitCode ??= 0; exitSoon(); }, (err: unknown) => { reportError(err); exitSoon(); });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** Exits with `process.exitCode` if something still holds the event loop a moment after the work is done. */
+export function exitSoon(): void {
+  setTimeout(() => process.exit(), 1_000).unref();
+}
+
+/** Prints an error the way the CLI does, sets the exit code (2 for usage errors, 1 otherwise). */
+export function reportError(err: unknown): void {
+  if (err instanceof UsageError) {
+    process.stderr.write(`millwright: ${err.message}\nRun \`millwright ${err.command === undefined ? '' : `${err.command} `}--help\` for usage.\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const code = MillwrightError.is(err) ? ` (${err.code})` : '';
+  process.stderr.write(`millwright: ${err instanceof Error ? err.message : String(err)}${code}\n`);
+  process.exitCode = 1;
+}
