@@ -1,0 +1,13 @@
+// Piscina's task module for bench/pool.mjs (loaded from $PEER_DIR, never a dependency).
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { echo } from './pool-tasks.mjs';
+
+export { inc, fib, echo } from './pool-tasks.mjs';
+
+const require = createRequire(path.join(process.env.PEER_DIR || '/tmp/peerpool', 'package.json'));
+const { move } = require('piscina');
+
+export function echoT(buf) {
+  return move(echo(buf));
+}
