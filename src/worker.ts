@@ -55,10 +55,30 @@ export interface StopOptions {
 
 interface Run {
   readonly delivery: Delivery;
-  readonly controller: AbortController;
+  /** Made on first use (a task reading its `signal`, a module task): most tasks never need one. */
+  controller: AbortController | undefined;
+  /** Why the run was aborted (revoke, timeout, stop), once it was. */
+  abortReason: unknown;
+  /** Rejects the pending invocation at once, whatever the task function does with its signal. */
+  reject: ((reason: unknown) => void) | undefined;
   timer: TimerHandle | undefined;
   done: boolean;
   revoked: boolean;
+}
+
+function signalOf(run: Run): AbortSignal {
+  if (run.controller === undefined) {
+    run.controller = new AbortController();
+    if (run.abortReason !== undefined) run.controller.abort(run.abortReason);
+  }
+  return run.controller.signal;
+}
+
+function abortRun(run: Run, reason: unknown): void {
+  if (run.abortReason !== undefined) return;
+  run.abortReason = reason;
+  run.controller?.abort(reason);
+  run.reject?.(reason);
 }
 
 export interface TaskEvent { readonly id: string; readonly name: string; readonly attempt: number }
@@ -78,6 +98,8 @@ export class Worker extends EventEmitter {
   readonly #revoked = new Set<string>();
   #idle: (() => void) | undefined;
   #runner: ModuleRunner | undefined;
+  /** Settles sent to the transport and not yet confirmed. */
+  #settling = 0;
   /** Per task name with a `rateLimit`: its window and the deliveries waiting for it. */
   readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
 
@@ -129,9 +151,10 @@ export class Worker extends EventEmitter {
       run.done = true;
       this.#running.delete(run.delivery.tag);
       if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
-      run.controller.abort(new ClosedError('The worker was stopped and'));
+      abortRun(run, new ClosedError('The worker was stopped and'));
       await this.#guard(transport.release(run.delivery.tag, 0));
     }
+    await this.#waitIdle();
     await this.#guard(this.#consumer?.cancel());
     await this.#runner?.close();
     this.#state = 'stopped';
@@ -172,26 +195,34 @@ export class Worker extends EventEmitter {
     for (const run of this.#running.values()) {
       if (run.delivery.message.id === id && !run.done) {
         run.revoked = true;
-        run.controller.abort(new RevokedError(id));
+        abortRun(run, new RevokedError(id));
       }
     }
   }
 
   #start(delivery: Delivery): void {
-    const run: Run = { delivery, controller: new AbortController(), timer: undefined, done: false, revoked: false };
+    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false };
     this.#running.set(delivery.tag, run);
-    const work = this.#execute(run).catch((err: unknown) => this.#report(err)).finally(() => this.#next(run));
-    this.#host.clock.track(work);
+    let work: Promise<void> | undefined;
+    try {
+      work = this.#execute(run);
+    } catch (err) {
+      this.#report(err);
+    }
+    // A synchronous task finishes here, without a promise of its own.
+    if (work === undefined) return this.#next(run);
+    this.#host.clock.track(work.then(() => this.#next(run), (err: unknown) => { this.#report(err); this.#next(run); }));
   }
 
   #next(run: Run): void {
     this.#running.delete(run.delivery.tag);
     const d = this.#backlog.shift();
     if (d !== undefined && this.#state === 'running') this.#admit(d);
-    if (this.#running.size === 0) this.#idle?.();
+    if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();
   }
 
-  async #execute(run: Run): Promise<void> {
+  /** Runs one delivery. Returns a promise only when the task is asynchronous. */
+  #execute(run: Run): Promise<void> | undefined {
     const { message, tag } = run.delivery;
     const { transport, clock, registry } = this.#host;
     const attempt = message.attempt + 1;
@@ -204,55 +235,47 @@ export class Worker extends EventEmitter {
     if (message.expires !== undefined && clock.now() > message.expires) {
       return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext()));
     }
-    const now = clock.now();
-    await this.#guard(transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: now }));
+    // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
+    transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).catch((err: unknown) => this.#report(err));
     const event: TaskEvent = { id: message.id, name: message.name, attempt };
     this.emit('task:started', event);
     if (message.timeout !== undefined) {
       const ms = message.timeout;
-      run.timer = clock.setTimer(() => run.controller.abort(new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
+      run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
     }
-    let outcome: Outcome;
+    let result: unknown;
     try {
-      const result = await this.#invoke(def, run, attempt);
-      if (run.done) return;
-      outcome = run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, result, event);
+      result = this.#call(def, run, attempt);
     } catch (err) {
-      if (run.done) return;
-      outcome = run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err, event);
+      return this.#settle(run, this.#failure(message, attempt, err, event));
     }
-    await this.#settle(run, outcome);
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(message, attempt, result, event));
+    return new Promise<unknown>((resolve, reject) => {
+      run.reject = reject;
+      (result as PromiseLike<unknown>).then(resolve, reject);
+    }).then(
+      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, value, event)); },
+      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err, event)); },
+    );
   }
 
-  /** Runs the task; rejects as soon as its signal fires, even if the function ignores it. */
-  #invoke(def: TaskDef, run: Run, attempt: number): Promise<unknown> {
+  /** Calls the task function (inline, in its context) or hands it to the thread pool (module task). */
+  #call(def: TaskDef, run: Run, attempt: number): unknown {
     const message = run.delivery.message;
-    const signal = run.controller.signal;
     const args = unpackArgs(message.args);
     const transport = this.#host.transport;
     const progress = (value: unknown): void => transport.progress(run.delivery.tag, message.id, pack(value, 'progress'));
-    const context: TaskContext = {
-      id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signal, progress,
-      get signature(): Readonly<Record<string, unknown>> { return signatureOf(message); },
-    };
-    return new Promise<unknown>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      const done = (): void => signal.removeEventListener('abort', onAbort);
-      let pending: Promise<unknown>;
-      try {
-        if (def.kind === 'inline') {
-          pending = Promise.resolve(runInContext(context, () => def.fn(...args)));
-        } else {
-          this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
-          const { signal: _s, progress: _p, ...data } = { ...context, signature: signatureOf(message) };
-          pending = this.#runner.run(def, args, data, signal, progress);
-        }
-      } catch (err) {
-        pending = Promise.reject(err);
-      }
-      pending.then((v) => { done(); resolve(v); }, (e: unknown) => { done(); reject(e); });
-    });
+    if (def.kind === 'inline') {
+      const context: TaskContext = {
+        id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, progress,
+        get signal(): AbortSignal { return signalOf(run); },
+        get signature(): Readonly<Record<string, unknown>> { return signatureOf(message); },
+      };
+      return runInContext(context, () => def.fn(...args));
+    }
+    this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
+    const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signature: signatureOf(message) };
+    return this.#runner.run(def, args, data, signalOf(run), progress);
   }
 
   #success(message: TaskMessage, attempt: number, result: unknown, event: TaskEvent): Outcome {
@@ -278,10 +301,21 @@ export class Worker extends EventEmitter {
     return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#outcomeContext());
   }
 
-  async #settle(run: Run, outcome: Outcome): Promise<void> {
+  /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */
+  #settle(run: Run, outcome: Outcome): undefined {
     run.done = true;
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
-    await this.#guard(this.#host.transport.settle(run.delivery.tag, outcome));
+    this.#settling++;
+    this.#host.transport.settle(run.delivery.tag, outcome).then(
+      () => this.#settled(),
+      (err: unknown) => { this.#report(err); this.#settled(); },
+    );
+    return undefined;
+  }
+
+  #settled(): void {
+    this.#settling--;
+    if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();
   }
 
   #outcomeContext(): OutcomeContext {
@@ -289,7 +323,7 @@ export class Worker extends EventEmitter {
   }
 
   #waitIdle(): Promise<void> {
-    if (this.#running.size === 0) return Promise.resolve();
+    if (this.#running.size === 0 && this.#settling === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const previous = this.#idle;
       this.#idle = () => { previous?.(); this.#idle = undefined; resolve(); };

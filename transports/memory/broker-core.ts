@@ -321,6 +321,7 @@ export class BrokerCore {
   #notify(id: string, event: WatchEvent): void {
     const set = this.#watchers.get(id);
     if (set === undefined) return;
+    if (set.size === 1) { for (const listener of set) listener(event); return; }
     for (const listener of [...set]) listener(event);
   }
 
