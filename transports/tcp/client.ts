@@ -82,6 +82,8 @@ export class TcpTransport implements Transport {
   #nextConsumer = 1;
   #connecting: Promise<void> | undefined;
   #onFirst: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Why the transport closed: ClosedError after close(), AuthError after a refused token. */
+  #fatal: Error = new ClosedError('TcpTransport');
 
   constructor(options: TcpTransportOptions) {
     checkOptions('TcpTransport', options, RULES);
@@ -101,7 +103,7 @@ export class TcpTransport implements Transport {
 
   /** Connects; resolves after the first handshake. Rejects with AuthError, ProtocolError or (after `sendTimeout`) ConnectionError. */
   connect(_context?: TransportContext): Promise<void> {
-    if (this.#state === 'closed') return Promise.reject(new ClosedError('TcpTransport'));
+    if (this.#state === 'closed') return Promise.reject(this.#fatal);
     return (this.#connecting ??= new Promise<void>((resolve, reject) => {
       this.#onFirst = { resolve, reject };
       const timer = this.#clock.setTimer(() => {
@@ -195,7 +197,7 @@ export class TcpTransport implements Transport {
   }
 
   #request<T>(build: (id: number) => ClientMessage): Promise<T> {
-    if (this.#state === 'closed') return Promise.reject(new ClosedError('TcpTransport'));
+    if (this.#state === 'closed') return Promise.reject(this.#fatal);
     if (this.#state === 'idle') void this.connect().catch(() => undefined);
     const p = this.#requests.add<T>(build);
     this.#pump();
@@ -344,6 +346,7 @@ export class TcpTransport implements Transport {
   async #shutdown(err: Error): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#fatal = err;
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     if (this.#heartbeat !== undefined) this.#clock.clearTimer(this.#heartbeat);
     this.#requests.failAll(err);
