@@ -97,15 +97,20 @@ export function onStopSignal(what: string, stop: (signal: string) => Promise<voi
       process.exit(1);
     }
     stopping = true;
-    stop(signal).then(() => { process.exitCode ??= 0; exitSoon(); }, (err: unknown) => { reportError(err); exitSoon(); });
+    stop(signal).then(() => exitNow(), (err: unknown) => { reportError(err); exitNow(); });
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
 }
 
-/** Exits with `process.exitCode` if something still holds the event loop a moment after the work is done. */
-export function exitSoon(): void {
-  setTimeout(() => process.exit(), 1_000).unref();
+/**
+ * Exits with `process.exitCode` once stdout and stderr are flushed. Called
+ * when a command is done (everything it opened is closed), so that a stray
+ * timer cannot keep the process alive: TcpTransport's connect deadline
+ * (`sendTimeout`, 30 s) stays armed after a successful connect.
+ */
+export function exitNow(): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit()));
 }
 
 /** Prints an error the way the CLI does, sets the exit code (2 for usage errors, 1 otherwise). */

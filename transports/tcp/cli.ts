@@ -14,7 +14,7 @@
 import { App } from '../../src/app.js';
 import { commandHelp, parseArgs, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from './cli-args.js';
 import { send, status } from './cli-client.js';
-import { exitSoon, loadTasks, onStopSignal, openTransport, readToken, reportError, say } from './cli-common.js';
+import { exitNow, loadTasks, onStopSignal, openTransport, readToken, reportError, say } from './cli-common.js';
 import { BrokerServer } from './server.js';
 
 const connect: FlagSpec = { kind: 'address', value: 'HOST:PORT', help: 'address of the broker', required: true };
@@ -160,10 +160,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (args.help) { process.stdout.write(commandHelp(spec)); return; }
   await run(args);
   // broker and worker run on until a signal; a client command is done here.
-  if (command === 'send' || command === 'status') exitSoon();
+  if (command === 'send' || command === 'status') exitNow();
 }
 
 main(process.argv.slice(2)).then(
-  () => { if (process.exitCode !== undefined && process.exitCode !== 0) exitSoon(); },
-  (err: unknown) => { reportError(err); exitSoon(); },
+  () => { if (process.exitCode !== undefined && process.exitCode !== 0) exitNow(); },
+  (err: unknown) => { reportError(err); exitNow(); },
 );

@@ -141,7 +141,8 @@ export class TcpTransport implements Transport {
         if (entry.cancelled) return;
         entry.cancelled = true;
         this.#consumers.delete(c);
-        if (this.#state !== 'closed') await this.#request((id) => ({ t: 'cancel', id, c }));
+        // Without a connection the broker has already cancelled it (and requeued its deliveries).
+        if (this.#state === 'open') await this.#request((id) => ({ t: 'cancel', id, c }), true);
       },
     };
   }
@@ -152,8 +153,10 @@ export class TcpTransport implements Transport {
     return this.#request((id) => ({ t: 'settle', id, tag, mid, outcome }));
   }
 
+  /** A delivery not held on the current connection was already requeued by the broker: releasing it is a no-op. */
   release(tag: DeliveryTag, delayMs: number): Promise<void> {
-    const mid = this.#held.get(tag) ?? '';
+    const mid = this.#held.get(tag);
+    if (mid === undefined) return Promise.resolve();
     this.#held.delete(tag);
     return this.#request((id) => ({ t: 'release', id, tag, mid, delay: Math.max(0, Math.round(delayMs)) }));
   }
@@ -196,10 +199,10 @@ export class TcpTransport implements Transport {
     return this.#request((id) => ({ t: 'stats', id }));
   }
 
-  #request<T>(build: (id: number) => ClientMessage): Promise<T> {
+  #request<T>(build: (id: number) => ClientMessage, doneOnLoss = false): Promise<T> {
     if (this.#state === 'closed') return Promise.reject(this.#fatal);
     if (this.#state === 'idle') void this.connect().catch(() => undefined);
-    const p = this.#requests.add<T>(build);
+    const p = this.#requests.add<T>(build, doneOnLoss);
     this.#pump();
     return p;
   }

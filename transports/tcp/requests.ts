@@ -17,6 +17,8 @@ export interface Request {
   readonly deadline: number;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: Error) => void;
+  /** Resolve instead of re-sending when the connection drops (a consumer cancel: the broker cancels it anyway). */
+  readonly doneOnLoss: boolean;
 }
 
 export class Requests {
@@ -46,10 +48,10 @@ export class Requests {
   }
 
   /** Queues a request; `build` receives its id. */
-  add<T>(build: (id: number) => ClientMessage): Promise<T> {
+  add<T>(build: (id: number) => ClientMessage, doneOnLoss = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const id = this.#nextId++;
-      const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve: resolve as (v: unknown) => void, reject };
+      const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve: resolve as (v: unknown) => void, reject, doneOnLoss };
       this.#waiting.push(r);
       if (!this.#connected) this.#deadlines.add(r.deadline, r);
     });
@@ -84,7 +86,10 @@ export class Requests {
     this.#connected = false;
     const back = [...this.#sent.values()].sort((a, b) => a.id - b.id);
     this.#sent.clear();
-    this.#waiting = [...back, ...this.#waiting.slice(this.#head)];
+    this.#waiting = [...back, ...this.#waiting.slice(this.#head)].filter((r) => {
+      if (r.doneOnLoss) r.resolve(undefined);
+      return !r.doneOnLoss;
+    });
     this.#head = 0;
     const now = this.#clock.now();
     for (const r of this.#waiting) {
