@@ -102,7 +102,9 @@ export async function tcpDemo(): Promise<void> {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     console.log(`workers ready: pids ${children.map((c) => c.proc.pid ?? '?').join(', ')} (millwright worker --concurrency 64 --prefetch 64)`);
-    app = new App({ transport: new TcpTransport({ host: '127.0.0.1', port }) });
+    // sendTimeout also arms the connect deadline, which TcpTransport leaves armed after
+    // connecting: keep it short so it cannot hold the demo's process open for 30 s.
+    app = new App({ transport: new TcpTransport({ host: '127.0.0.1', port, sendTimeout: 2_000 }) });
     await chordAcrossWorkers(app);
     await throughput(app);
     await idleLatency(app);
