@@ -330,13 +330,18 @@ export class PoolEngine {
     this.#dying.delete(thread);
     const started = thread.handle?.started() ?? 0;
     const requeue: Task[] = [];
+    // A thread that died before starting anything (e.g. while loading the
+    // module) takes its first task with it, so a broken module cannot loop forever.
+    let blame = !expected && started === 0;
     for (const task of thread.held()) {
       thread.release(task.slot);
       if (task.state !== DISPATCHED) continue;
-      const ran = task.seq >= 0 && task.seq < started;
-      const blameFirst = !expected && started === 0 && requeue.length === 0 && task.seq >= 0; // died loading: fail one, so a broken module cannot loop forever
-      if (ran || blameFirst) this.#settle(task, false, new ThreadCrashedError(crashMessage(thread, task, code, expected)));
-      else requeue.push(task);
+      if ((task.seq >= 0 && task.seq < started) || (blame && task.seq >= 0)) {
+        blame = false;
+        this.#settle(task, false, new ThreadCrashedError(crashMessage(thread, task, code, expected)));
+      } else {
+        requeue.push(task);
+      }
     }
     for (let i = requeue.length - 1; i >= 0; i--) {
       const task = requeue[i] as Task;

@@ -79,10 +79,12 @@ function runTask(slot: number, name: string, args: unknown[], context: WireConte
       result = fn(...args);
     } else {
       controller = new AbortController();
+      pending.set(slot, controller); // progress() may be called before fn returns
       const ctx = makeContext(slot, context, controller.signal);
       result = runInContext(ctx, () => fn(...args));
     }
   } catch (err) {
+    pending.delete(slot);
     pushError(slot, err);
     return;
   }
@@ -90,6 +92,7 @@ function runTask(slot: number, name: string, args: unknown[], context: WireConte
     pending.set(slot, controller);
     (result as PromiseLike<unknown>).then((value) => settleAsync(slot, ST_OK, value), (err: unknown) => settleAsync(slot, ST_ERROR, err));
   } else {
+    pending.delete(slot);
     pushResult(slot, result);
   }
 }
