@@ -19,8 +19,10 @@ const make = (options: Partial<ConstructorParameters<typeof ThreadPool>[0]> = {}
 afterAll(async () => { await Promise.all(pools.map((p) => p.close({ force: true }))); });
 
 /** Resolves when the thread has set flag[0] (the task started), without sleeping. */
+type WaitAsync = (a: Int32Array, index: number, value: number) => { async: boolean; value: Promise<string> | string };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync; // Node 20 has it; lib ES2023 does not type it
 async function startedOn(flag: Int32Array): Promise<void> {
-  const wait = Atomics.waitAsync(flag, 0, 0);
+  const wait = waitAsync(flag, 0, 0);
   if (wait.async) await wait.value;
 }
 const newFlag = (): Int32Array => new Int32Array(new SharedArrayBuffer(4));
