@@ -266,13 +266,13 @@ export class BrokerCore {
     this.#delayed.filter((e) => keep(e.message));
   }
 
-  /** A consistent copy of everything a restart needs. O(n). */
+  /** A consistent copy of everything a restart needs (revoked tasks, never to be delivered, left out). O(n). */
   snapshot(): CoreSnapshot {
     const tasks = [...this.tasks()];
     // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
     this.#delayed.filter((e) => { tasks.push(e.message); return true; });
     return {
-      states: [...this.#states.values()], tasks,
+      states: [...this.#states.values()], tasks: tasks.filter((m) => !this.#revoked.has(m.id)),
       chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
       closedChords: [...this.#chords.closedIds()], revoked: [...this.#revoked],
     };
