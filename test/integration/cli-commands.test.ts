@@ -18,8 +18,14 @@ interface StatusJson {
 async function statusJson(address: string, extra: readonly string[] = []): Promise<StatusJson> {
   const { code, stdout, stderr } = await runCli(['status', '--connect', address, '--json', '--interval', '0', ...extra]);
   expect(stderr).toBe('');
-  expect(code).toBe(0);
+  expect(code, stderr).toBe(0);
   return JSON.parse(stdout) as StatusJson;
+}
+
+async function sendNoWait(address: string, args: string, queue = 'default'): Promise<void> {
+  const { code, stdout, stderr } = await runCli(['send', '--connect', address, 'add', args, '--no-wait', '--queue', queue]);
+  expect(code, stderr).toBe(0);
+  expect(stdout).toMatch(/^[0-9a-f-]{36}$/);
 }
 
 describe('millwright send', () => {
@@ -29,7 +35,7 @@ describe('millwright send', () => {
     const sum = await runCli(['send', '--connect', address, 'add', '[1,2]']);
     expect(sum).toEqual({ code: 0, stdout: '3', stderr: '' });
     const tally = await runCli(['send', '--connect', address, 'tally', '[{"pid":1,"sum":2},{"pid":1,"sum":5}]']);
-    expect(tally.code).toBe(0);
+    expect(tally.code, tally.stderr).toBe(0);
     expect(JSON.parse(tally.stdout)).toMatchObject({ total: 7, byPid: { 1: 2 } });
   });
 
@@ -37,7 +43,7 @@ describe('millwright send', () => {
     const { address } = await startBroker();
     await startWorker(address);
     const { code, stdout, stderr } = await runCli(['send', '--connect', address, 'fail', '["disk on fire"]']);
-    expect(code).toBe(1);
+    expect(code, stderr).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^millwright: Task `fail` \([0-9a-f-]{36}\) failed: disk on fire\n$/);
   });
@@ -45,10 +51,10 @@ describe('millwright send', () => {
   it('--timeout gives up waiting (exit 1) when no worker consumes the queue; --no-wait prints the id', async () => {
     const { address } = await startBroker();
     const waited = await runCli(['send', '--connect', address, 'add', '[1]', '--timeout', '200']);
-    expect(waited.code).toBe(1);
+    expect(waited.code, waited.stderr).toBe(1);
     expect(waited.stderr).toContain('Timed out after 200 ms waiting for task');
     const queued = await runCli(['send', '--connect', address, 'add', '[1]', '--no-wait', '--queue', 'other']);
-    expect(queued.code).toBe(0);
+    expect(queued.code, queued.stderr).toBe(0);
     expect(queued.stdout).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -56,8 +62,8 @@ describe('millwright send', () => {
 describe('millwright status', () => {
   it('shows queue depths with no worker, then the consumer once a worker connects', async () => {
     const { address } = await startBroker();
-    for (let i = 0; i < 3; i++) expect((await runCli(['send', '--connect', address, 'add', `[${i},1]`, '--no-wait'])).code).toBe(0);
-    expect((await runCli(['send', '--connect', address, 'add', '[1]', '--no-wait', '--queue', 'emails'])).code).toBe(0);
+    for (let i = 0; i < 3; i++) await sendNoWait(address, `[${i},1]`);
+    await sendNoWait(address, '[1]', 'emails');
 
     const before = await statusJson(address);
     expect(before).toMatchObject({ broker: address, clients: 0, workers: 0 });
@@ -66,7 +72,7 @@ describe('millwright status', () => {
       { name: 'emails', ready: 1, unacked: 0, consumers: 0, readyPerSecond: null },
     ]);
     const table = await runCli(['status', '--connect', address, '--interval', '50']);
-    expect(table.code).toBe(0);
+    expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^QUEUE\s+READY\s+IN FLIGHT\s+CONSUMERS\s+READY\/s$/m);
     expect(table.stdout).toMatch(/^default\s+3\s+0\s+0\s+0$/m);
     expect(table.stdout).toMatch(/^emails\s+1\s+0\s+0\s+0$/m);
@@ -85,11 +91,11 @@ describe('tokens', () => {
   it('a wrong or missing token makes send exit 1 with an auth error; the right one works', async () => {
     const { address } = await startBroker(['--token-file', tempFile('token', 's3cret\n')]);
     const wrong = await runCli(['send', '--connect', address, 'add', '[1,2]', '--token-file', tempFile('token', 'guess')]);
-    expect(wrong.code).toBe(1);
+    expect(wrong.code, wrong.stderr).toBe(1);
     expect(wrong.stdout).toBe('');
     expect(wrong.stderr).toMatch(/^millwright: Wrong token.*\(ERR_AUTH\)\n$/);
     const missing = await runCli(['send', '--connect', address, 'add', '[1,2]']);
-    expect(missing.code).toBe(1);
+    expect(missing.code, missing.stderr).toBe(1);
     expect(missing.stderr).toMatch(/requires a token.*\(ERR_AUTH\)/);
     const right = tempFile('token', 's3cret');
     await startWorker(address, ['--token-file', right]);
@@ -101,13 +107,13 @@ describe('the --tasks module', () => {
   it('is checked: missing file or no default function exit 2, a throwing module exits 1', async () => {
     const { address } = await startBroker();
     const missing = await runCli(['worker', '--connect', address, '--tasks', '/nonexistent/tasks.js']);
-    expect(missing.code).toBe(2);
+    expect(missing.code, missing.stderr).toBe(2);
     expect(missing.stderr).toContain('Expected `--tasks` to name an ES module file, got `/nonexistent/tasks.js` (not found)');
     const noDefault = await runCli(['worker', '--connect', address, '--tasks', tempFile('cli-tasks.mjs', 'export const x = 1;\n')]);
-    expect(noDefault.code).toBe(2);
+    expect(noDefault.code, noDefault.stderr).toBe(2);
     expect(noDefault.stderr).toContain('whose default export is a function (app) => void');
     const throwing = await runCli(['worker', '--connect', address, '--tasks', tempFile('cli-tasks.mjs', 'export default () => { throw new Error("bad registration"); };\n')]);
-    expect(throwing.code).toBe(1);
+    expect(throwing.code, throwing.stderr).toBe(1);
     expect(throwing.stderr).toContain('bad registration');
   });
 });

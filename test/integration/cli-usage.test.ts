@@ -17,14 +17,14 @@ const FLAGS: Record<string, readonly string[]> = {
 
 describe('millwright --help', () => {
   it('lists every command and exits 0', async () => {
-    const { code, stdout } = await runCli(['--help']);
-    expect(code).toBe(0);
+    const { code, stdout, stderr } = await runCli(['--help']);
+    expect(code, stderr).toBe(0);
     for (const command of Object.keys(FLAGS)) expect(stdout).toMatch(new RegExp(`^  ${command}\\s`, 'm'));
   });
 
   it.each(Object.entries(FLAGS))('%s --help names its flags and exits 0', async (command, flags) => {
     const { code, stdout, stderr } = await runCli([command, '--help']);
-    expect(code).toBe(0);
+    expect(code, stderr).toBe(0);
     expect(stderr).toBe('');
     expect(stdout).toContain(`Usage: millwright ${command}`);
     for (const flag of flags) expect(stdout).toMatch(new RegExp(`^  ${flag}\\b`, 'm'));
@@ -32,7 +32,7 @@ describe('millwright --help', () => {
 
   it('no command prints the help to stderr and exits 2', async () => {
     const { code, stderr } = await runCli([]);
-    expect(code).toBe(2);
+    expect(code, stderr).toBe(2);
     expect(stderr).toContain('Usage: millwright <command>');
   });
 });
@@ -58,7 +58,7 @@ describe('command-line errors exit 2 with a clear message', () => {
 
   it.each(cases)('%s', async (_title, args, message, command) => {
     const { code, stdout, stderr } = await runCli(args);
-    expect(code).toBe(2);
+    expect(code, stderr).toBe(2);
     expect(stdout).toBe('');
     const [first, hint] = stderr.trimEnd().split('\n');
     expect(first).toContain(message);
@@ -68,7 +68,7 @@ describe('command-line errors exit 2 with a clear message', () => {
 
   it('an unknown command', async () => {
     const { code, stderr } = await runCli(['frobnicate', '--x']);
-    expect(code).toBe(2);
+    expect(code, stderr).toBe(2);
     expect(stderr).toContain('Unknown command `frobnicate`: expected one of `broker`, `worker`, `send`, `status`');
     expect(stderr).toContain('Run `millwright --help` for usage.');
   });
@@ -78,7 +78,7 @@ describe('connection refused exits 1', () => {
   it.each([['send', 'add', '[1,2]'], ['status']])('%s', async (...args) => {
     const port = await closedPort();
     const { code, stdout, stderr } = await runCli([...args.slice(0, 1), '--connect', `127.0.0.1:${port}`, ...args.slice(1)]);
-    expect(code).toBe(1);
+    expect(code, stderr).toBe(1);
     expect(stdout).toBe('');
     expect(stderr.trim()).toBe(`millwright: Cannot connect to the broker at 127.0.0.1:${port}: connection refused. Is \`millwright broker\` running there?`);
   });

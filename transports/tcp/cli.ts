@@ -105,12 +105,13 @@ async function broker(args: ParsedArgs): Promise<void> {
   });
   await server.listen();
   const { host, port } = server.address();
-  say(`millwright broker listening on ${host.includes(':') ? `[${host}]` : host}:${port} (${dataDir === undefined ? 'in memory only' : `journal in ${dataDir}`})`);
+  // Handlers before the line: whoever reads it may signal at once.
   onStopSignal('broker', async (signal) => {
     say(`millwright broker: ${signal}, closing`);
     await server.close();
     say('millwright broker closed');
   });
+  say(`millwright broker listening on ${host.includes(':') ? `[${host}]` : host}:${port} (${dataDir === undefined ? 'in memory only' : `journal in ${dataDir}`})`);
 }
 
 async function worker(args: ParsedArgs): Promise<void> {
@@ -132,14 +133,15 @@ async function worker(args: ParsedArgs): Promise<void> {
     process.stderr.write(`millwright worker: task ${e.name} ${e.id} failed: ${e.error?.message ?? 'unknown error'}\n`);
   });
   await w.start();
-  say(`millwright worker ready: pid ${process.pid}, queues ${(queues ?? ['default']).join(',')}, concurrency ${concurrency ?? 10}, broker ${address.host}:${address.port}`);
   const stopTimeout = args.int('stop-timeout') ?? 10_000;
+  // Handlers before the ready line: whoever reads it may signal at once.
   onStopSignal('worker', async (signal) => {
     say(`millwright worker: ${signal}, stopping: ${w.active} running task(s) get up to ${stopTimeout} ms to finish`);
     await w.stop({ graceful: true, timeout: stopTimeout });
     await app.close();
     say('millwright worker stopped');
   });
+  say(`millwright worker ready: pid ${process.pid}, queues ${(queues ?? ['default']).join(',')}, concurrency ${concurrency ?? 10}, broker ${address.host}:${address.port}`);
 }
 
 /** Runs the command line; resolves once the command finished (broker and worker keep running until a signal). */
