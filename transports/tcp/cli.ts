@@ -145,7 +145,7 @@ async function worker(args: ParsedArgs): Promise<void> {
 }
 
 /** Runs the command line; resolves once the command finished (broker and worker keep running until a signal). */
-export async function main(argv: readonly string[]): Promise<void> {
+async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     if (command !== undefined) { process.stdout.write(topHelp()); return; }
