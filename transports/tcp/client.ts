@@ -161,8 +161,18 @@ export class TcpTransport implements Transport {
     return this.#request((id) => ({ t: 'release', id, tag, mid, delay: Math.max(0, Math.round(delayMs)) }));
   }
 
+  /**
+   * Pipelined: resolves once the frame is queued, without a round trip, so a
+   * worker starts the task at once. Frames on one connection are applied in
+   * order, so the STARTED state is in the store before this client's later
+   * settle; the broker still confirms it (after the journal) and a failure
+   * is logged under NODE_DEBUG=millwright.
+   */
   setState(record: StateRecord): Promise<void> {
-    return this.#request((id) => ({ t: 'setState', id, record }));
+    this.#request((id) => ({ t: 'setState', id, record })).catch((err: unknown) => {
+      log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, (err as Error).message);
+    });
+    return Promise.resolve();
   }
 
   async getState(id: string): Promise<StateRecord | undefined> {

@@ -32,8 +32,8 @@ export interface ConnectionHost {
   journal(record: JournalRecord): void;
   /** This connection has frames to send: flush at the end of the turn. */
   wantsFlush(conn: Connection): void;
-  /** Arms the visibility deadline of a delivery. */
-  watchVisibility(conn: Connection, tag: DeliveryTag, due: number): void;
+  /** Calls `conn.visibilityDue()` at `due` (one entry per connection, not per delivery). */
+  watchVisibility(conn: Connection, due: number): void;
   stats(): { queues: WireQueueStats[]; connections: number };
   closed(conn: Connection): void;
 }
@@ -58,6 +58,8 @@ export class Connection {
   readonly openedAt: number;
   /** Reading paused for backpressure. */
   paused = false;
+  /** When visibilityDue() is armed for, or Infinity. */
+  #visibilityArmed = Infinity;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
@@ -114,14 +116,29 @@ export class Connection {
     this.socket.destroy();
   }
 
-  /** The visibility deadline of `tag` passed (or moved): take the delivery back if it is really due. */
-  visibilityDue(tag: DeliveryTag, now: number): void {
-    const h = this.#held.get(tag);
-    if (h === undefined) return;
-    if (h.deadline > now) { this.#host.watchVisibility(this, tag, h.deadline); return; }
-    this.#held.delete(tag);
-    log('broker: delivery %d (%s) passed its visibility timeout: redelivering', tag, h.message.id);
-    this.#host.core.requeue(tag);
+  /**
+   * The earliest visibility deadline armed for this connection came: take
+   * back every delivery held past its deadline (a hung but connected
+   * consumer), then re-arm for the earliest one left. O(held), and held is
+   * bounded by the consumers' prefetch.
+   */
+  visibilityDue(now: number): void {
+    this.#visibilityArmed = Infinity;
+    if (this.#state === 'closed') return;
+    let next = Infinity;
+    for (const [tag, h] of this.#held) {
+      if (h.deadline > now) { if (h.deadline < next) next = h.deadline; continue; }
+      this.#held.delete(tag);
+      log('broker: delivery %d (%s) passed its visibility timeout: redelivering', tag, h.message.id);
+      this.#host.core.requeue(tag);
+    }
+    if (next !== Infinity) this.#armVisibility(next);
+  }
+
+  #armVisibility(due: number): void {
+    if (due >= this.#visibilityArmed) return;
+    this.#visibilityArmed = due;
+    this.#host.watchVisibility(this, due);
   }
 
   #onFrame(payload: Buffer): void {
@@ -215,7 +232,7 @@ export class Connection {
   #deliver(c: number, tag: DeliveryTag, message: TaskMessage, redelivered: boolean): void {
     const deadline = this.#host.now() + this.#host.visibilityTimeout;
     this.#held.set(tag, { message, consumer: c, deadline });
-    this.#host.watchVisibility(this, tag, deadline);
+    if (this.#visibilityArmed === Infinity) this.#armVisibility(deadline);
     this.send({ t: 'deliver', c, tag, redelivered, message });
   }
 

@@ -13,7 +13,6 @@ import { systemClock, type Clock } from '../../src/clock.js';
 import { ClosedError, ConnectionError } from '../../src/errors.js';
 import { checkOptions, rules } from '../../src/options.js';
 import { TimerQueue } from '../../src/timer-queue.js';
-import type { DeliveryTag } from '../../src/transport.js';
 import { BrokerCore } from '../memory/broker-core.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
@@ -86,7 +85,7 @@ export class BrokerServer {
   readonly #conns = new Set<Connection>();
   readonly #outgoing = new Set<Connection>();
   readonly #gates: Gate[] = [];
-  readonly #visibility: TimerQueue<{ conn: Connection; tag: DeliveryTag }>;
+  readonly #visibility: TimerQueue<Connection>;
   #journal: Journal | undefined;
   #server: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
@@ -103,7 +102,7 @@ export class BrokerServer {
     });
     const o = this.#o;
     this.#core = new BrokerCore(o.clock);
-    this.#visibility = new TimerQueue(o.clock, ({ conn, tag }) => conn.visibilityDue(tag, o.clock.now()));
+    this.#visibility = new TimerQueue(o.clock, (conn) => conn.visibilityDue(o.clock.now()));
     const server = this;
     this.#host = {
       core: this.#core, maxFrameBytes: o.maxFrameBytes, visibilityTimeout: o.visibilityTimeout,
@@ -112,7 +111,7 @@ export class BrokerServer {
       now: () => o.clock.now(),
       journal: (record: JournalRecord) => server.#journal?.append(record),
       wantsFlush: (conn) => server.#wantsFlush(conn),
-      watchVisibility: (conn, tag, due) => server.#visibility.add(due, { conn, tag }),
+      watchVisibility: (conn, due) => server.#visibility.add(due, conn),
       stats: () => server.stats(),
       closed: (conn) => { server.#conns.delete(conn); server.#outgoing.delete(conn); },
     };

@@ -104,27 +104,42 @@ function readChordRef(v: unknown, path: string): ChordRef {
   return { id: str(o, 'id', path), index: int(o, 'index', path), tail: strings(o['tail'], `${path}.tail`) };
 }
 
+const TASK_KEYS: ReadonlySet<string> = new Set([
+  'id', 'name', 'args', 'queue', 'priority', 'eta', 'retries', 'attempt', 'createdAt', 'backoff', 'timeout', 'expires',
+  'immutable', 'headers', 'onSuccess', 'onError', 'chord',
+]);
+
+/**
+ * Narrows a parsed task in place (it is our own fresh JSON.parse output, so
+ * no copy is needed: the broker keeps it as is). An object with keys beyond
+ * a TaskMessage's is copied down to the known ones.
+ */
 export function readTask(v: unknown, bins: readonly Uint8Array[], path: string, depth = 0): TaskMessage {
   if (depth > 64) throw bad(path, 'nests workflows deeper than 64 levels');
   const o = obj(v, path);
-  const m: Mutable<TaskMessage> = {
-    id: str(o, 'id', path), name: str(o, 'name', path), args: readPacked(o['args'], bins, `${path}.args`),
-    queue: str(o, 'queue', path), priority: int(o, 'priority', path), eta: num(o, 'eta', path),
-    retries: int(o, 'retries', path), attempt: int(o, 'attempt', path), createdAt: num(o, 'createdAt', path),
-  };
-  if (m.id === '' || m.queue === '') throw bad(path, 'must have a non-empty id and queue');
-  if (o['backoff'] !== undefined) m.backoff = readBackoff(o['backoff'], `${path}.backoff`);
-  if (o['timeout'] !== undefined) m.timeout = num(o, 'timeout', path);
-  if (o['expires'] !== undefined) m.expires = num(o, 'expires', path);
-  if (o['immutable'] !== undefined) {
-    if (typeof o['immutable'] !== 'boolean') throw bad(`${path}.immutable`, 'must be a boolean');
-    m.immutable = o['immutable'];
-  }
-  if (o['headers'] !== undefined) m.headers = readHeaders(o['headers'], `${path}.headers`);
-  if (o['onSuccess'] !== undefined) m.onSuccess = readBatch(o['onSuccess'], bins, `${path}.onSuccess`, depth + 1);
-  if (o['onError'] !== undefined) m.onError = arr(o['onError'], `${path}.onError`).map((t, i) => readTask(t, bins, `${path}.onError[${i}]`, depth + 1));
-  if (o['chord'] !== undefined) m.chord = readChordRef(o['chord'], `${path}.chord`);
-  return m;
+  if (str(o, 'id', path) === '' || str(o, 'queue', path) === '') throw bad(path, 'must have a non-empty id and queue');
+  str(o, 'name', path); int(o, 'priority', path); num(o, 'eta', path); int(o, 'retries', path); int(o, 'attempt', path); num(o, 'createdAt', path);
+  if (typeof o['args'] !== 'string') o['args'] = readPacked(o['args'], bins, `${path}.args`);
+  if (o['backoff'] !== undefined) o['backoff'] = readBackoff(o['backoff'], `${path}.backoff`);
+  if (o['timeout'] !== undefined) num(o, 'timeout', path);
+  if (o['expires'] !== undefined) num(o, 'expires', path);
+  if (o['immutable'] !== undefined && typeof o['immutable'] !== 'boolean') throw bad(`${path}.immutable`, 'must be a boolean');
+  if (o['headers'] !== undefined) o['headers'] = readHeaders(o['headers'], `${path}.headers`);
+  if (o['onSuccess'] !== undefined) o['onSuccess'] = readBatch(o['onSuccess'], bins, `${path}.onSuccess`, depth + 1);
+  if (o['onError'] !== undefined) o['onError'] = arr(o['onError'], `${path}.onError`).map((t, i) => readTask(t, bins, `${path}.onError[${i}]`, depth + 1));
+  if (o['chord'] !== undefined) o['chord'] = readChordRef(o['chord'], `${path}.chord`);
+  return (onlyKnown(o, TASK_KEYS) ? o : pick(o, TASK_KEYS)) as unknown as TaskMessage;
+}
+
+function onlyKnown(o: Obj, keys: ReadonlySet<string>): boolean {
+  for (const k in o) if (!keys.has(k)) return false;
+  return true;
+}
+
+function pick(o: Obj, keys: ReadonlySet<string>): Obj {
+  const out: Obj = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }
 
 function readChordSpec(v: unknown, bins: readonly Uint8Array[], path: string, depth: number): ChordSpec {
@@ -148,18 +163,18 @@ export function readErrorInfo(v: unknown, path: string): ErrorInfo {
   return e;
 }
 
+const RECORD_KEYS: ReadonlySet<string> = new Set(['id', 'name', 'state', 'result', 'error', 'attempts', 'createdAt', 'updatedAt', 'expiresAt']);
+
+/** Narrows a parsed state record in place (see {@link readTask}). */
 export function readRecord(v: unknown, bins: readonly Uint8Array[], path: string): StateRecord {
   const o = obj(v, path);
   const state = str(o, 'state', path);
   if (!STATES.has(state)) throw bad(`${path}.state`, `must be a task state, got "${state.slice(0, 20)}"`);
-  const r: Mutable<StateRecord> = {
-    id: str(o, 'id', path), name: str(o, 'name', path), state: state as TaskState, attempts: int(o, 'attempts', path),
-    createdAt: num(o, 'createdAt', path), updatedAt: num(o, 'updatedAt', path),
-  };
-  if (o['result'] !== undefined) r.result = readPacked(o['result'], bins, `${path}.result`);
-  if (o['error'] !== undefined) r.error = readErrorInfo(o['error'], `${path}.error`);
-  if (o['expiresAt'] !== undefined) r.expiresAt = num(o, 'expiresAt', path);
-  return r;
+  str(o, 'id', path); str(o, 'name', path); int(o, 'attempts', path); num(o, 'createdAt', path); num(o, 'updatedAt', path);
+  if (o['result'] !== undefined && typeof o['result'] !== 'string') o['result'] = readPacked(o['result'], bins, `${path}.result`);
+  if (o['error'] !== undefined) o['error'] = readErrorInfo(o['error'], `${path}.error`);
+  if (o['expiresAt'] !== undefined) num(o, 'expiresAt', path);
+  return (onlyKnown(o, RECORD_KEYS) ? o : pick(o, RECORD_KEYS)) as unknown as StateRecord;
 }
 
 export function readOutcome(v: unknown, bins: readonly Uint8Array[], path: string): Outcome {
