@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs, report, runInterleaved } from './lib/child.mjs';
+import { busyShare, cpuSnapshot, parseArgs, report, runCase } from './lib/child.mjs';
 import { createImpl, installedPeers, loadLibrary } from './lib/pool-impls.mjs';
 import { fib } from './lib/pool-tasks.mjs';
 import { median, min, max } from './lib/stats.mjs';
@@ -138,6 +138,7 @@ const WORKLOADS = {
     const t0 = performance.now();
     await loadLibrary(impl);
     const t1 = performance.now();
+    const rssImported = process.memoryUsage().rss;
     const pool = await createImpl(impl, { threads: 2, fn: 'inc' });
     if ((await pool.call(41)) !== 42) throw new Error('bad first result');
     const t2 = performance.now();
@@ -146,7 +147,7 @@ const WORKLOADS = {
     const rss = process.memoryUsage().rss;
     const threads = pool.threadCount();
     await pool.close();
-    return { importMs: t1 - t0, firstMs: t2 - t1, rssMb: rss / 2 ** 20, threads };
+    return { importMs: t1 - t0, firstMs: t2 - t1, rssMb: rss / 2 ** 20, threadsMb: (rss - rssImported) / 2 ** 20, threads };
   },
 };
 
@@ -167,7 +168,7 @@ async function main() {
   const reps = quick ? 1 : args.reps;
   const suites = String(args.suites).split(',');
   const script = new URL(import.meta.url);
-  const run = (cases, caseArgs) => runInterleaved(script, cases, { reps, args: caseArgs, log: () => {} });
+  const run = (cases, caseArgs) => interleaved(script, cases, reps, caseArgs);
   console.log(`Node ${process.version}, ${reps} reps per cell, each a fresh process; peers: ${peers.length > 0 ? peers.join(', ') : 'none (set PEER_DIR)'}\n`);
   const range = (xs, f) => `${f(median(xs))} (${f(min(xs))}–${f(max(xs))})`;
   const ratio = (res, id, ref, key) => res[id].map((r, i) => r[key] / res[ref][i][key]);
@@ -219,11 +220,12 @@ async function main() {
     const res = await run(ids.map((id) => `startup:${id}`), {});
     const bare = median(res['startup:none'].map((x) => x.rssMb));
     console.log('### startup: fresh process, pool of 2 threads (RSS after both threads ran and idled 500 ms)\n');
-    printTable(['contender', 'import ms', 'create -> first result ms', 'RSS MB', 'RSS − bare node MB'], ids.map((id) => {
+    printTable(['contender', 'import ms', 'create -> first result ms', 'RSS MB', 'RSS − bare node MB', 'RSS of the pool (after − before create) MB'], ids.map((id) => {
       const r = res[`startup:${id}`];
-      if (id === 'none') return ['bare node', '—', '—', range(r.map((x) => x.rssMb), (x) => fixed(x, 1)), '0'];
-      return [id, range(r.map((x) => x.importMs), (x) => fixed(x, 1)), range(r.map((x) => x.firstMs), (x) => fixed(x, 1)), range(r.map((x) => x.rssMb), (x) => fixed(x, 1)), range(r.map((x) => x.rssMb - bare), (x) => fixed(x, 1))];
+      if (id === 'none') return ['bare node', '—', '—', range(r.map((x) => x.rssMb), (x) => fixed(x, 1)), '0', '—'];
+      return [id, range(r.map((x) => x.importMs), (x) => fixed(x, 1)), range(r.map((x) => x.firstMs), (x) => fixed(x, 1)), range(r.map((x) => x.rssMb), (x) => fixed(x, 1)), range(r.map((x) => x.rssMb - bare), (x) => fixed(x, 1)), range(r.map((x) => x.threadsMb), (x) => fixed(x, 1))];
     }));
+    console.log('\n(millwright imports the whole package entry, dist/src/index.js; "RSS of the pool" leaves the library import out)');
     console.log('');
   }
 }
@@ -241,3 +243,35 @@ function printCpu(res, ids, range) {
   console.log('');
 }
 
+/**
+ * Runs every case `reps` times, interleaved with the order rotated each rep,
+ * one child at a time; before each case waits (up to QUIET_MAX_S, default 10 s)
+ * for the machine to be quiet (< 20% busy over 0.5 s twice), as the peers'
+ * harness does, and counts the cases that started on a busy machine.
+ */
+async function interleaved(script, cases, reps, caseArgs) {
+  const results = Object.fromEntries(cases.map((c) => [c, []]));
+  for (let rep = 0; rep < reps; rep++) {
+    for (let i = 0; i < cases.length; i++) {
+      const name = cases[(i + rep) % cases.length];
+      if (!(await quiet())) noisy++;
+      results[name].push(await runCase(script, name, typeof caseArgs === 'function' ? caseArgs(name) : caseArgs));
+    }
+  }
+  return results;
+}
+
+let noisy = 0;
+process.on('exit', () => { if (noisy > 0 && args.case === undefined) console.log(`(${noisy} cases started on a busy machine: read them with suspicion)`); });
+
+async function quiet() {
+  const deadline = performance.now() + Number(process.env.QUIET_MAX_S ?? 10) * 1000;
+  let calm = 0;
+  while (performance.now() < deadline) {
+    const a = await cpuSnapshot();
+    await sleep(500);
+    const share = busyShare(a, await cpuSnapshot());
+    if (!(share >= 0.2)) { if (++calm === 2) return true; } else calm = 0;
+  }
+  return false;
+}
