@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import type { Clock, TimerHandle } from './clock.js';
 import { pack, unpack, unpackArgs } from './codec.js';
-import { runInContext, type TaskContext } from './context.js';
+import { runInContext, runSync, type TaskContext } from './context.js';
 import {
   ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
 } from './errors.js';
@@ -271,7 +271,9 @@ export class Worker extends EventEmitter {
         get signal(): AbortSignal { return signalOf(run); },
         get signature(): Readonly<Record<string, unknown>> { return signatureOf(message); },
       };
-      return runInContext(context, () => def.fn(...args));
+      // An `async function` needs its context to follow its awaits; a plain function is called with a synchronous context.
+      const fn = def.fn;
+      return fn instanceof AsyncFunction ? runInContext(context, () => fn(...args)) : runSync(context, () => fn(...args));
     }
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
     const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signature: signatureOf(message) };
@@ -339,6 +341,8 @@ export class Worker extends EventEmitter {
     else log('worker error: %s', err instanceof Error ? err.stack : String(err));
   }
 }
+
+const AsyncFunction = (async () => undefined).constructor;
 
 /** The signature as plain data, args unpacked (what `currentTask().signature` shows). */
 function signatureOf(message: TaskMessage): Readonly<Record<string, unknown>> {

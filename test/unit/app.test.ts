@@ -173,6 +173,22 @@ describe('App', () => {
     expect(await r.get()).toBe('done');
   });
 
+  it('currentTask() works in plain functions and across awaits of async functions', async () => {
+    const { app } = setup();
+    const seen: string[] = [];
+    app.task('plain', () => { seen.push(`plain:${currentTask().name}`); });
+    app.task('awaits', async () => {
+      await Promise.resolve();
+      await new Promise<void>((r) => setImmediate(r));
+      seen.push(`awaits:${currentTask().name}:${currentTask().attempt}`);
+    });
+    await app.worker().start();
+    await (await app.send(signature('plain'))).get();
+    await (await app.send(signature('awaits'))).get();
+    expect(seen).toEqual(['plain:plain', 'awaits:awaits:1']);
+    expect(() => currentTask()).toThrow(/outside a running task/);
+  });
+
   it('close() stops workers and makes the app refuse new work', async () => {
     const { app } = setup();
     app.task('t', () => 1);
