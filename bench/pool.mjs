@@ -24,6 +24,9 @@ import { median, min, max } from './lib/stats.mjs';
 import { fixed, int, printTable } from './lib/table.mjs';
 
 const args = parseArgs({ reps: 3, suites: 'tiny,cpu,payload,latency,startup', quick: false });
+let noisy = 0;
+process.on('exit', () => { if (noisy > 0 && args.case === undefined) console.log(`(${noisy} cases started on a busy machine: read them with suspicion)`); });
+
 
 // ---------------------------------------------------------------- child side
 
@@ -261,8 +264,6 @@ async function interleaved(script, cases, reps, caseArgs) {
   return results;
 }
 
-let noisy = 0;
-process.on('exit', () => { if (noisy > 0 && args.case === undefined) console.log(`(${noisy} cases started on a busy machine: read them with suspicion)`); });
 
 async function quiet() {
   const deadline = performance.now() + Number(process.env.QUIET_MAX_S ?? 10) * 1000;
