@@ -17,6 +17,7 @@ import { TimerQueue } from '../timer-queue.js';
 import { LatencyHistogram, type LatencyStats } from './latency.js';
 import { ABORT_SIGNAL, ABORT_TIMEOUT, OP_ABORT, OP_RUN, REPLY_STRIDE, ST_ERROR, ST_OK, ST_PROGRESS } from './protocol.js';
 import { RingQueue } from './ring-queue.js';
+import { crashMessage, sortOutDeadThread } from './dead-thread.js';
 import { DISPATCHED, PoolThread, QUEUED, SETTLED, Task } from './task.js';
 import type { ThreadFactory } from './thread-handle.js';
 
@@ -70,6 +71,7 @@ export class PoolEngine {
   readonly #timeouts: TimerQueue<Task>;
   readonly #graces: TimerQueue<Grace>;
   readonly #idle: TimerQueue<IdleMark>;
+  #staleTimeouts = 0;
   #completed = 0;
   #failed = 0;
   readonly #latency = new LatencyHistogram();
@@ -173,10 +175,15 @@ export class PoolEngine {
     }
   }
 
-  #settle(task: Task, ok: boolean, value: unknown): void {
+  #settle(task: Task, ok: boolean, value: unknown, now = performance.now()): void {
     task.state = SETTLED;
     if (task.onAbort !== undefined) task.signal?.removeEventListener('abort', task.onAbort);
-    this.#latency.record(performance.now() - task.t0);
+    if (task.timeout !== Infinity && ++this.#staleTimeouts > 1024 && this.#staleTimeouts * 2 > this.#timeouts.size) {
+      // settled tasks wait in the deadline heap until their time; drop them before they pile up
+      this.#timeouts.filter((t) => t.state !== SETTLED);
+      this.#staleTimeouts = 0;
+    }
+    this.#latency.record(now - task.t0);
     if (ok) { this.#completed++; task.resolve(value); } else { this.#failed++; task.reject(value); }
   }
 
@@ -270,11 +277,8 @@ export class PoolEngine {
       if (task === undefined) continue;
       results++;
       if (task.state !== DISPATCHED) continue; // aborted, timed out or closed meanwhile
-      task.state = SETTLED;
-      if (task.onAbort !== undefined) task.signal?.removeEventListener('abort', task.onAbort);
-      this.#latency.record(now - task.t0);
-      if (status === ST_OK) { this.#completed++; task.resolve(data[i + 2]); }
-      else if (status === ST_ERROR) { this.#failed++; task.reject(fromErrorInfo(data[i + 2] as ErrorInfo)); }
+      if (status === ST_OK) this.#settle(task, true, data[i + 2], now);
+      else if (status === ST_ERROR) this.#settle(task, false, fromErrorInfo(data[i + 2] as ErrorInfo), now);
     }
     if (results > 0 && typeof data[0] === 'number' && data[0] > 0) this.#learn(data[0] / results);
     this.#refill(thread);
@@ -328,21 +332,8 @@ export class PoolEngine {
       if (index >= 0) this.#threads.splice(index, 1);
     }
     this.#dying.delete(thread);
-    const started = thread.handle?.started() ?? 0;
-    const requeue: Task[] = [];
-    // A thread that died before starting anything (e.g. while loading the
-    // module) takes its first task with it, so a broken module cannot loop forever.
-    let blame = !expected && started === 0;
-    for (const task of thread.held()) {
-      thread.release(task.slot);
-      if (task.state !== DISPATCHED) continue;
-      if ((task.seq >= 0 && task.seq < started) || (blame && task.seq >= 0)) {
-        blame = false;
-        this.#settle(task, false, new ThreadCrashedError(crashMessage(thread, task, code, expected)));
-      } else {
-        requeue.push(task);
-      }
-    }
+    const { crashed, requeue } = sortOutDeadThread(thread, thread.handle?.started() ?? 0, expected);
+    for (const task of crashed) this.#settle(task, false, new ThreadCrashedError(crashMessage(thread, task, code, expected)));
     for (let i = requeue.length - 1; i >= 0; i--) {
       const task = requeue[i] as Task;
       task.state = QUEUED;
@@ -370,14 +361,4 @@ export class PoolEngine {
     this.#closed = undefined;
     closed();
   }
-}
-
-function crashMessage(thread: PoolThread, task: Task, code: number, expected: boolean): string {
-  const what = `pool thread #${thread.id}`;
-  if (expected) return `The ${what} running task "${task.name}" was terminated because ${thread.retireReason ?? 'the pool stopped it'}; a new thread replaces it`;
-  const err = thread.crashError;
-  if (err === undefined) return `The ${what} exited with code ${code} while running task "${task.name}" (did the module call process.exit()?); a new thread replaces it`;
-  const oom = (err as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY';
-  const hint = oom ? ' (raise resourceLimits, e.g. maxOldGenerationSizeMb, or use less memory)' : ' (an error thrown outside the task, e.g. in a timer callback)';
-  return `The ${what} crashed while running task "${task.name}": ${err.message}${hint}; a new thread replaces it`;
 }
