@@ -3,7 +3,7 @@
  * invocation; `chain`, `group` and `chord` compose them. Nothing here has
  * behaviour: the core compiles a workflow into task messages when it is sent.
  */
-import { randomUUID } from 'node:crypto';
+import { uuid } from './ids.js';
 import { ValidationError } from './errors.js';
 import type { Backoff } from './transport.js';
 
@@ -83,7 +83,7 @@ export function signature(task: string | { readonly name: string }, args: readon
   const name = typeof task === 'string' ? task : task.name;
   if (typeof name !== 'string' || name === '') throw new ValidationError(`Expected a task name (a non-empty string), got ${String(name)}`, 'name');
   if (!Array.isArray(args)) throw new ValidationError(`Expected args to be an array, got ${typeof args}`, 'args');
-  return { ...options, id: options.id ?? randomUUID(), name, args: [...args] };
+  return { ...options, id: options.id ?? uuid(), name, args: [...args] };
 }
 
 /** Runs `steps` in order; each result is appended to the next step's args. */
@@ -94,7 +94,7 @@ export function chain(...steps: Workflow[]): Chain {
 
 /** Runs `members` in parallel; the handle resolves with all results in member order. */
 export function group(...members: Workflow[]): Group {
-  const id = randomUUID();
+  const id = uuid();
   const stamped = members.map((m) => (isSignature(m) ? { ...m, groupId: id, groupTaskCount: members.length } : m));
   return { kind: 'group', id, members: stamped };
 }

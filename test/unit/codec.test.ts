@@ -57,3 +57,12 @@ describe('codec', () => {
     expect(unpackArgs(prependArg(packArgs([1, 2]), 'boom'))).toEqual(['boom', 1, 2]);
   });
 });
+
+describe('uuid', () => {
+  it('makes distinct RFC 4122 version 4 UUIDs', async () => {
+    const { uuid } = await import('../../src/ids.js');
+    const ids = Array.from({ length: 2000 }, () => uuid());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
