@@ -238,7 +238,7 @@ export class Worker extends EventEmitter {
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
     transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).catch((err: unknown) => this.#report(err));
     const event: TaskEvent = { id: message.id, name: message.name, attempt };
-    this.emit('task:started', event);
+    if (this.listenerCount('task:started') > 0) this.emit('task:started', event);
     if (message.timeout !== undefined) {
       const ms = message.timeout;
       run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
@@ -266,11 +266,7 @@ export class Worker extends EventEmitter {
     const transport = this.#host.transport;
     const progress = (value: unknown): void => transport.progress(run.delivery.tag, message.id, pack(value, 'progress'));
     if (def.kind === 'inline') {
-      const context: TaskContext = {
-        id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, progress,
-        get signal(): AbortSignal { return signalOf(run); },
-        get signature(): Readonly<Record<string, unknown>> { return signatureOf(message); },
-      };
+      const context = new InlineContext(run, attempt, progress);
       // An `async function` needs its context to follow its awaits; a plain function is called with a synchronous context.
       const fn = def.fn;
       return fn instanceof AsyncFunction ? runInContext(context, () => fn(...args)) : runSync(context, () => fn(...args));
@@ -288,7 +284,7 @@ export class Worker extends EventEmitter {
       const why = err instanceof ValidationError ? err.message : String(err);
       return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'), event);
     }
-    this.emit('task:succeeded', { ...event, result });
+    if (this.listenerCount('task:succeeded') > 0) this.emit('task:succeeded', { ...event, result });
     return successOutcome(message, attempt, packed, this.#outcomeContext());
   }
 
@@ -343,6 +339,36 @@ export class Worker extends EventEmitter {
 }
 
 const AsyncFunction = (async () => undefined).constructor;
+
+/** The context of an inline task. A class, so its getters live on the prototype, not on each instance. */
+class InlineContext implements TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly attempt: number;
+  readonly retriesLeft: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly progress: (value: unknown) => void;
+  readonly #run: Run;
+
+  constructor(run: Run, attempt: number, progress: (value: unknown) => void) {
+    const message = run.delivery.message;
+    this.#run = run;
+    this.id = message.id;
+    this.name = message.name;
+    this.attempt = attempt;
+    this.retriesLeft = message.retries;
+    this.headers = message.headers ?? {};
+    this.progress = progress;
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.#run);
+  }
+
+  get signature(): Readonly<Record<string, unknown>> {
+    return signatureOf(this.#run.delivery.message);
+  }
+}
 
 /** The signature as plain data, args unpacked (what `currentTask().signature` shows). */
 function signatureOf(message: TaskMessage): Readonly<Record<string, unknown>> {
