@@ -104,17 +104,21 @@ export class TcpTransport implements Transport {
   /** Connects; resolves after the first handshake. Rejects with AuthError, ProtocolError or (after `sendTimeout`) ConnectionError. */
   connect(_context?: TransportContext): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(this.#fatal);
-    return (this.#connecting ??= new Promise<void>((resolve, reject) => {
+    if (this.#connecting !== undefined) return this.#connecting;
+    let timer: TimerHandle | undefined;
+    this.#connecting = new Promise<void>((resolve, reject) => {
       this.#onFirst = { resolve, reject };
-      const timer = this.#clock.setTimer(() => {
+      timer = this.#clock.setTimer(() => {
         if (this.#onFirst === undefined) return;
         const err = new ConnectionError(`Could not connect to the broker at ${this.#o.host}:${this.#o.port} within ${this.#o.sendTimeout} ms: check that it runs and is reachable`);
         void this.#shutdown(err);
       }, this.#o.sendTimeout);
-      const clear = (): void => this.#clock.clearTimer(timer);
-      this.#connecting?.then(clear, clear);
       this.#dial();
-    }));
+    });
+    // The deadline must not outlive the first handshake (it would keep the process alive for sendTimeout).
+    const clear = (): void => { if (timer !== undefined) this.#clock.clearTimer(timer); };
+    this.#connecting.then(clear, clear);
+    return this.#connecting;
   }
 
   async close(): Promise<void> {
