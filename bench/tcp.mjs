@@ -179,7 +179,9 @@ async function delayed(n) {
   const p = start('producer', { port });
   await Promise.all([next(w, 'ready'), next(p, 'ready')]);
   const late = [];
-  await new Promise((resolve) => w.on('message', (m) => { if (m.type === 'late') { late.push(m.ms); if (late.length === n) resolve(); } }) || p.send({ type: 'go', mode: 'delayed', n, delay: 200, gap: 3 }));
+  const all = new Promise((resolve) => w.on('message', (m) => { if (m.type === 'late') { late.push(m.ms); if (late.length === n) resolve(); } }));
+  p.send({ type: 'go', mode: 'delayed', n, delay: 200, gap: 3 });
+  await all;
   await stop(p, w, b);
   return summary(late);
 }
