@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
+import { ConnectionError } from '../../src/errors.js';
+import { Requests } from '../../transports/tcp/requests.js';
+
+const getState = (sid: string) => (id: number) => ({ t: 'getState' as const, id, sid });
+const ids = (r: Requests): number[] => [...r.sendable()].map((x) => x.id);
+
+describe('client request window and send timeout', () => {
+  it('sends at most `window` requests before replies, in order', async () => {
+    const r = new Requests(new FakeClock(), 1_000, 2);
+    const results = ['a', 'b', 'c', 'd'].map((s) => r.add<string>(getState(s)));
+    expect(ids(r)).toEqual([]); // not connected yet
+    r.connected();
+    expect(ids(r)).toEqual([1, 2]);
+    expect(ids(r)).toEqual([]);
+    r.settle(1, null, 'A');
+    expect(ids(r)).toEqual([3]);
+    expect(await results[0]).toBe('A');
+    expect(r.inFlight).toBe(2);
+    expect(r.waiting).toBe(1);
+  });
+
+  it('re-sends unanswered requests first, in order, after a reconnect', () => {
+    const r = new Requests(new FakeClock(), 1_000, 10);
+    for (const s of ['a', 'b', 'c']) void r.add(getState(s));
+    r.connected();
+    expect(ids(r)).toEqual([1, 2, 3]);
+    r.settle(2, null);
+    void r.add(getState('d'));
+    r.disconnected();
+    r.connected();
+    expect(ids(r)).toEqual([1, 3, 4]);
+  });
+
+  it('rejects with ConnectionError a request that waited sendTimeout without a connection', async () => {
+    const clock = new FakeClock();
+    const r = new Requests(clock, 500, 10);
+    const p = r.add(getState('a'));
+    const caught = p.catch((e: unknown) => e);
+    await clock.advance(499);
+    r.connected();
+    r.disconnected(); // connected in between: the deadline still counts from the request
+    await clock.advance(1);
+    expect(await caught).toBeInstanceOf(ConnectionError);
+  });
+
+  it('resolves cancel-like requests instead of re-sending them when the connection drops', async () => {
+    const r = new Requests(new FakeClock(), 1_000, 10);
+    const cancel = r.add(getState('x'), true);
+    r.connected();
+    expect(ids(r)).toEqual([1]);
+    r.disconnected();
+    await expect(cancel).resolves.toBeUndefined();
+    r.connected();
+    expect(ids(r)).toEqual([]);
+  });
+});
