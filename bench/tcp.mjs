@@ -148,7 +148,7 @@ async function broker(extra = {}, flags = []) {
 
 async function throughput(n, dataDir) {
   const { b, port } = await broker(dataDir ? { dataDir } : {});
-  const w = start('worker', { port, n });
+  const w = start('worker', { port, n, concurrency: args.concurrency ?? 100, prefetch: args.prefetch ?? 200 });
   const p = start('producer', { port });
   await Promise.all([next(w, 'ready'), next(p, 'ready')]);
   const cpu = async () => Promise.all([b, p, w].map((c) => { const r = next(c, 'cpu'); c.send({ type: 'cpu' }); return r.then((m) => [m.us, m.sys]); }));
