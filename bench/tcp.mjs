@@ -268,9 +268,9 @@ async function main() {
   const want = (k) => only === null || only.has(k);
   const rows = [];
   const agg = (name, values, fmt, unit, target, ref = '') => rows.push([name, `${fmt(median(values))} ${unit}`, `${fmt(min(values))}–${fmt(max(values))}`, target, ref]);
-  const r = { tput: [], jtput: [], p50: [], p99: [], late50: [], late99: [], kill: [], memRss: [], memHeap: [], rawPipe: [], rawReq: [], rawRtt50: [], pub50: [] };
+  const r = { tput: [], jtput: [], p50: [], p99: [], late50: [], late99: [], kill: [], memRss: [], memHeap: [], rawPipe: [], rawReq: [], rawRtt50: [], rawRtt99: [], pub50: [] };
   for (let rep = 0; rep < reps; rep++) {
-    if (want('raw')) { const a = await raw('pipelined', 300000); r.rawPipe.push(a.rate); const b2 = await raw('reqres', 20000); r.rawReq.push(b2.rate); r.rawRtt50.push(b2.rtt.p50); }
+    if (want('raw')) { const a = await raw('pipelined', 300000); r.rawPipe.push(a.rate); const b2 = await raw('reqres', 20000); r.rawReq.push(b2.rate); r.rawRtt50.push(b2.rtt.p50); r.rawRtt99.push(b2.rtt.p99); }
     if (want('throughput')) r.tput.push(await throughput(args.n));
     if (want('latency')) { const s = await latency(2000); r.p50.push(s.p50); r.p99.push(s.p99); r.pub50.push(s.pub50); }
     if (want('delayed')) { const s = await delayed(300); r.late50.push(s.p50); r.late99.push(s.p99); }
@@ -286,7 +286,7 @@ async function main() {
   if (r.kill.length) agg('SIGKILLed worker: kill -> restarted elsewhere (5 tasks, max)', r.kill, ms, 'ms', '<= 1000 ms');
   if (r.memRss.length) { agg('broker RSS per queued task beyond payload', r.memRss, int, 'B', '< 1024 B'); agg('broker heap per queued task beyond payload', r.memHeap, int, 'B', ''); }
   if (r.jtput.length) agg('throughput with journal (fdatasync group commit, tasks/s)', r.jtput, int, '', '');
-  if (r.rawPipe.length) { agg('raw node:net pipelined json (msgs/s)', r.rawPipe, int, '', 'reference'); agg('raw node:net request/response (msgs/s)', r.rawReq, int, '', 'reference'); agg('raw node:net RTT p50', r.rawRtt50, ms, 'ms', 'reference'); }
+  if (r.rawPipe.length) { agg('raw node:net pipelined json (msgs/s)', r.rawPipe, int, '', 'reference'); agg('raw node:net request/response (msgs/s)', r.rawReq, int, '', 'reference'); agg('raw node:net RTT p50', r.rawRtt50, ms, 'ms', 'reference'); agg('raw node:net RTT p99', r.rawRtt99, ms, 'ms', 'reference'); }
   if (sysPerTask.length) console.log('of which system:', sysPerTask.map((a) => a.map((x) => x.toFixed(1)).join(' / ')).join('; '));
   if (cpuPerTask.length) console.log('CPU us per task [broker, producer, worker]:', cpuPerTask.map((a) => a.map((x) => x.toFixed(1)).join(' / ')).join('; '));
   console.log(`\nTCP transport, ${reps} reps, median [min–max], node ${process.version}\n`);
