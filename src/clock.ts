@@ -24,18 +24,24 @@ export interface Clock {
   track(work: Promise<unknown>): void;
 }
 
+const MAX_DELAY = 2 ** 31 - 1;
+
 interface RealHandle extends TimerHandle {
   readonly timeout: NodeJS.Timeout;
 }
 
-/** The real clock: `Date.now()` and unref'd `setTimeout`. */
+/**
+ * The real clock: `Date.now()` and `setTimeout` (not unref'd: a pending ETA or
+ * `get({ timeout })` keeps the process alive, as a user awaiting it expects).
+ */
 export class SystemClock implements Clock {
   #next = 1;
   now(): number {
     return Date.now();
   }
   setTimer(fn: () => void, delayMs: number): TimerHandle {
-    const timeout = setTimeout(fn, Math.max(0, delayMs));
+    // Node fires delays above 2^31-1 ms after 1 ms: clamp (a TimerQueue re-arms when a timer fires early).
+    const timeout = setTimeout(fn, Math.min(MAX_DELAY, Math.max(0, delayMs)));
     const handle: RealHandle = { id: this.#next++, timeout };
     return handle;
   }

@@ -71,7 +71,8 @@ export function finalFailure(message: TaskMessage, attempt: number, state: 'FAIL
     const chordError: ErrorInfo = { code: 'ERR_CHORD', name: 'ChordError', message: `Chord ${ref.id} failed because a member (${message.name}) failed: ${error.message}` };
     for (const id of ref.tail) byId.set(id, { id, name: byId.get(id)?.name ?? '', state: 'FAILURE', error: chordError, attempts: 0, createdAt: ctx.now, updatedAt: ctx.now, expiresAt: ctx.now + ctx.resultsExpireIn });
   }
-  const onError = message.onError ?? [];
+  // onError callbacks are for failures; a revoked task sends none.
+  const onError = state === 'FAILURE' ? message.onError ?? [] : [];
   return {
     records: [...byId.values()],
     publish: onError.length === 0 ? null : { tasks: onError.map((t) => ({ ...t, args: prependArg(t.args, error.message) })), chords: [] },
