@@ -3,6 +3,7 @@
  * except through a {@link Clock}, so {@link FakeClock} makes ETAs, retries,
  * timeouts and expiry deterministic in tests.
  */
+import { ValidationError } from './errors.js';
 import { Heap } from './heap.js';
 
 /** An armed timer, as returned by {@link Clock.setTimer}. */
@@ -115,7 +116,7 @@ export class FakeClock implements Clock {
 
   /** Moves time forward by `ms`, firing due timers in order and awaiting their work. */
   async advance(ms: number): Promise<void> {
-    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`Expected ms to be a finite number >= 0, got ${String(ms)}`);
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new ValidationError(`Expected ms to be a finite number >= 0, got ${String(ms)}`, 'ms');
     const target = this.#now + ms;
     await this.#settle();
     for (;;) {
@@ -138,7 +139,7 @@ export class FakeClock implements Clock {
     for (;;) {
       this.#dropCancelled();
       if (this.#timers.size === 0) return;
-      if (fired++ >= maxTimers) throw new Error(`FakeClock.runAll: still ${this.#timers.size} timers pending after ${maxTimers} firings; timers keep re-arming (a periodic schedule?): use advance(ms) instead`);
+      if (fired++ >= maxTimers) throw new ValidationError(`FakeClock.runAll: still ${this.#timers.size} timers pending after ${maxTimers} firings; timers keep re-arming (a periodic schedule?): use advance(ms) instead`);
       await this.advance(Math.max(0, this.#timers.peekKey() - this.#now));
     }
   }

@@ -83,6 +83,7 @@ export function signature(task: string | { readonly name: string }, args: readon
   const name = typeof task === 'string' ? task : task.name;
   if (typeof name !== 'string' || name === '') throw new ValidationError(`Expected a task name (a non-empty string), got ${String(name)}`, 'name');
   if (!Array.isArray(args)) throw new ValidationError(`Expected args to be an array, got ${typeof args}`, 'args');
+  if (typeof options !== 'object' || options === null) throw new ValidationError(`Expected signature options to be an object, got ${String(options)}`, 'options');
   return { ...options, id: options.id ?? uuid(), name, args: [...args] };
 }
 
@@ -105,6 +106,7 @@ export function group(...members: Workflow[]): Group {
  */
 export function chord(members: Group | readonly Workflow[], callback: Workflow): Chord {
   const g = Array.isArray(members) ? group(...(members as Workflow[])) : (members as Group);
+  if (typeof g !== 'object' || g === null || g.kind !== 'group') throw new ValidationError('chord() needs a group or an array of members', 'members');
   if (!isWorkflow(callback)) throw new ValidationError('chord() needs a callback signature or workflow', 'callback');
   const cb = isSignature(callback) ? callback : undefined;
   const stamped: Group = cb === undefined ? g : { ...g, members: g.members.map((m) => (isSignature(m) ? { ...m, chordCallback: cb } : m)) };

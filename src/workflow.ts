@@ -57,7 +57,7 @@ export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | n
 }
 
 function compileChain(steps: readonly Workflow[], ctx: CompileContext, next: Batch | null, chordRef?: ChordRef): Compiled {
-  if (steps.length === 0) throw new ValidationError('A chain needs at least one step', 'chain');
+  if (!Array.isArray(steps) || steps.length === 0) throw new ValidationError('A chain needs an array of at least one step', 'steps');
   let cont = next;
   let handle: HandleShape | undefined;
   for (let i = steps.length - 1; i >= 0; i--) {
@@ -70,6 +70,7 @@ function compileChain(steps: readonly Workflow[], ctx: CompileContext, next: Bat
 
 function compileGroup(id: string, members: readonly Workflow[], ctx: CompileContext, next: Batch | null, chordRef?: ChordRef): Compiled {
   if (chordRef !== undefined) throw nested();
+  if (!Array.isArray(members)) throw new ValidationError('Expected the members of a group or chord to be an array', 'members');
   if (next === null) {
     const parts = members.map((m) => compile(m, ctx));
     return { batch: merge(parts.map((p) => p.batch)), handle: { kind: 'group', members: parts.map((p) => p.handle) } };
@@ -109,6 +110,8 @@ function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chor
   const where = `signature "${sig.name}"`;
   const id = sig.id ?? '';
   if (typeof id !== 'string' || id === '') throw new ValidationError(`Expected ${where} to have a non-empty string id`, 'id');
+  if (sig.onSuccess !== undefined && !Array.isArray(sig.onSuccess)) throw new ValidationError(`Expected \`onSuccess\` of ${where} to be an array of signatures`, 'onSuccess');
+  if (sig.onError !== undefined && !Array.isArray(sig.onError)) throw new ValidationError(`Expected \`onError\` of ${where} to be an array of signatures`, 'onError');
   const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => compile(s, ctx).batch));
   const onSuccess = next === null ? userNext : userNext === null ? next : merge([userNext, next]);
   const message: Record<string, unknown> = {
