@@ -138,11 +138,7 @@ export class App {
   async send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
     this.#live();
     if (!this.#connected) await this.#ready();
-    const compiled = compile(workflow, {
-      defaultQueue: this.#defaultQueue,
-      now: this.#clock.now(),
-      defaults: (name) => this.#registry.get(name)?.options,
-    });
+    const compiled = this.#compile(workflow);
     await this.#transport.publish(compiled.batch);
     return this.#handle(compiled.handle);
   }
@@ -161,7 +157,7 @@ export class App {
    */
   schedule(name: string, expression: string, sig: Signature, options: ScheduleOptions = {}): void {
     this.#live();
-    this.#schedules.add(name, expression, sig, options);
+    this.#schedules.add(name, expression, sig, options, (s) => { this.#compile(s); });
   }
 
   /** Stops a schedule. Returns false if there was none by that name. */
@@ -191,6 +187,14 @@ export class App {
     this.#schedules.close();
     await Promise.all([...this.#workers].map((w) => w.stop()));
     await this.#transport.close();
+  }
+
+  #compile(workflow: Workflow): ReturnType<typeof compile> {
+    return compile(workflow, {
+      defaultQueue: this.#defaultQueue,
+      now: this.#clock.now(),
+      defaults: (name) => this.#registry.get(name)?.options,
+    });
   }
 
   async #ready(): Promise<void> {

@@ -37,10 +37,12 @@ export class Schedules {
     this.#timers = new TimerQueue(clock, ({ entry, tick }) => this.#fire(entry, tick));
   }
 
-  add(name: string, expression: string, sig: Signature, options: ScheduleOptions = {}): void {
+  /** `validate` checks the signature once, so a bad value fails here rather than on every tick. */
+  add(name: string, expression: string, sig: Signature, options: ScheduleOptions, validate: (sig: Signature) => void): void {
     if (typeof name !== 'string' || name === '') throw new ValidationError('Expected a schedule name (a non-empty string)', 'name');
     if (this.#entries.has(name)) throw new ValidationError(`A schedule named "${name}" exists: unschedule it first`, 'name');
     if (!isSignature(sig)) throw new ValidationError('Expected a signature to send on each tick', 'signature');
+    validate(sig);
     const entry: Entry = { name, cron: parseCron(expression, options.tz ?? 'UTC'), signature: sig };
     this.#entries.set(name, entry);
     this.#arm(entry, this.#clock.now());
@@ -62,8 +64,16 @@ export class Schedules {
 
   #fire(entry: Entry, tick: number): void {
     if (this.#entries.get(entry.name) !== entry) return;
-    const copy: Signature = { ...entry.signature, id: `schedule:${entry.name}:${tick}` };
+    const copy = stampIds(entry.signature, `schedule:${entry.name}:${tick}`);
     this.#clock.track(this.#send(copy).catch(this.#onError));
     this.#arm(entry, tick);
   }
+}
+
+/** A copy of `sig` whose id, and the ids of its callbacks, derive from `id`: each tick's copy is new, and claimed once. */
+function stampIds(sig: Signature, id: string): Signature {
+  const copy: { -readonly [K in keyof Signature]: Signature[K] } = { ...sig, id };
+  if (sig.onSuccess !== undefined) copy.onSuccess = sig.onSuccess.map((s, i) => stampIds(s, `${id}:ok${i}`));
+  if (sig.onError !== undefined) copy.onError = sig.onError.map((s, i) => stampIds(s, `${id}:err${i}`));
+  return copy;
 }

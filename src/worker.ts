@@ -208,6 +208,8 @@ export class Worker extends EventEmitter {
       work = this.#execute(run);
     } catch (err) {
       this.#report(err);
+      // Never leave a delivery unsettled: hand it back for another attempt.
+      if (!run.done) { run.done = true; void this.#guard(this.#host.transport.release(delivery.tag, 0)); }
     }
     // A synchronous task finishes here, without a promise of its own.
     if (work === undefined) return this.#next(run);
@@ -238,7 +240,7 @@ export class Worker extends EventEmitter {
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
     transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).catch((err: unknown) => this.#report(err));
     const event: TaskEvent = { id: message.id, name: message.name, attempt };
-    if (this.listenerCount('task:started') > 0) this.emit('task:started', event);
+    if (this.listenerCount('task:started') > 0) this.#tell('task:started', event);
     if (message.timeout !== undefined) {
       const ms = message.timeout;
       run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
@@ -284,14 +286,14 @@ export class Worker extends EventEmitter {
       const why = err instanceof ValidationError ? err.message : String(err);
       return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'), event);
     }
-    if (this.listenerCount('task:succeeded') > 0) this.emit('task:succeeded', { ...event, result });
+    if (this.listenerCount('task:succeeded') > 0) this.#tell('task:succeeded', { ...event, result });
     return successOutcome(message, attempt, packed, this.#outcomeContext());
   }
 
   #failure(message: TaskMessage, attempt: number, err: unknown, event: TaskEvent): Outcome {
     const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext());
-    if (retryIn === null) this.emit('task:failed', { ...event, error });
-    else this.emit('task:retry', { ...event, error, delay: retryIn });
+    if (retryIn === null) this.#tell('task:failed', { ...event, error });
+    else this.#tell('task:retry', { ...event, error, delay: retryIn });
     return outcome;
   }
 
@@ -330,6 +332,15 @@ export class Worker extends EventEmitter {
 
   async #guard(work: Promise<unknown> | undefined): Promise<void> {
     try { await work; } catch (err) { this.#report(err); }
+  }
+
+  /** Emits a task event; a listener that throws is reported, and cannot leave the task unsettled. */
+  #tell(name: string, event: object): void {
+    try {
+      this.emit(name, event);
+    } catch (err) {
+      this.#report(err);
+    }
   }
 
   #report(err: unknown): void {
