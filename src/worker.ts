@@ -141,7 +141,9 @@ export class Worker extends EventEmitter {
       if (l.timer !== undefined) this.#host.clock.clearTimer(l.timer);
       return l.waiting.splice(0);
     });
-    for (const d of [...this.#backlog.splice(0), ...parked]) await this.#guard(transport.release(d.tag, 0));
+    // Each release goes to the front of its queue: hand back the newest first to keep FIFO order.
+    const handBack = [...this.#backlog.splice(0), ...parked].reverse();
+    await Promise.all(handBack.map((d) => this.#guard(transport.release(d.tag, 0))));
     if (options.graceful !== false && this.#running.size > 0) {
       const idle = this.#waitIdle();
       if (options.timeout === undefined) await idle;

@@ -182,8 +182,12 @@ export class BrokerCore {
     this.#freed(delivery.consumer, tag);
     const entry = delivery.entry;
     (entry.rejectedBy ??= new Set()).add(delivery.consumer.id);
-    if (delayMs > 0) this.#delayed.add(this.#clock.now() + delayMs, entry);
-    else this.#ready(entry);
+    if (delayMs > 0) return this.#delayed.add(this.#clock.now() + delayMs, entry);
+    // Back to the front: a handed-back task keeps its place in FIFO order.
+    if (this.#revoked.has(entry.message.id)) return;
+    const q = this.#queue(entry.message.queue);
+    q.ready.unshiftAll(entry.message.priority, [entry]);
+    this.#markDirty(q);
   }
 
   /** Records a non-final state; a final state is never replaced by a non-final one. */
