@@ -11,7 +11,7 @@ import { ClosedError, ValidationError } from './errors.js';
 import { createModuleRunner } from './module-runner.js';
 import { checkOptions, rules } from './options.js';
 import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
-import { AsyncResult, GroupResult } from './result.js';
+import { AsyncResult, GroupResult, type HandleContext } from './result.js';
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
 import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
@@ -78,6 +78,9 @@ export class App {
   readonly #connecting: Promise<void>;
   readonly #host: WorkerHost;
   readonly #schedules: Schedules;
+  /** Aborted by close(): pending get() calls reject with ClosedError. */
+  readonly #closing = new AbortController();
+  readonly #handles: HandleContext;
   #connected = false;
   #closed = false;
 
@@ -90,6 +93,7 @@ export class App {
     this.#rng = options.rng ?? defaultRng;
     this.#connecting = this.#transport.connect({ clock: this.#clock }).then(() => { this.#connected = true; });
     this.#connecting.catch(() => undefined);
+    this.#handles = { transport: this.#transport, clock: this.#clock, closing: this.#closing.signal };
     this.#schedules = new Schedules(this.#clock, (sig) => this.send(sig), (err) => log('schedule tick failed: %s', String(err)));
     const app = this;
     this.#host = {
@@ -146,7 +150,7 @@ export class App {
   /** A handle for a task id sent elsewhere (another process, an earlier run). */
   result<R = unknown>(id: string, name = ''): AsyncResult<R> {
     if (typeof id !== 'string' || id === '') throw new ValidationError('Expected a task id (a non-empty string)', 'id');
-    return new AsyncResult<R>({ transport: this.#transport, clock: this.#clock }, id, name);
+    return new AsyncResult<R>(this.#handles, id, name);
   }
 
   /**
@@ -185,6 +189,7 @@ export class App {
     if (this.#closed) return;
     this.#closed = true;
     this.#schedules.close();
+    this.#closing.abort(new ClosedError('The App'));
     await Promise.all([...this.#workers].map((w) => w.stop()));
     await this.#transport.close();
   }
@@ -206,7 +211,7 @@ export class App {
   }
 
   #handle(shape: HandleShape): AsyncResult | GroupResult {
-    if (shape.kind === 'task') return new AsyncResult({ transport: this.#transport, clock: this.#clock }, shape.id, shape.name);
+    if (shape.kind === 'task') return new AsyncResult(this.#handles, shape.id, shape.name);
     return new GroupResult(shape.members.map((m) => this.#handle(m)));
   }
 }

@@ -31,6 +31,8 @@ export interface TaskStateInfo<T = unknown> {
 export interface HandleContext {
   readonly transport: Transport;
   readonly clock: Clock;
+  /** Fires when the app closes: waiting handles reject with its reason. */
+  readonly closing: AbortSignal;
 }
 
 const FINAL: ReadonlySet<TaskState> = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
@@ -54,7 +56,7 @@ export class AsyncResult<T = unknown> {
    * @example const sum = await (await app.send(add.s(1, 2))).get({ timeout: 5_000 });
    */
   get(options: GetOptions = {}): Promise<T> {
-    const { transport, clock } = this.#ctx;
+    const { transport, clock, closing } = this.#ctx;
     return new Promise<T>((resolve, reject) => {
       let timer: TimerHandle | undefined;
       let done = false;
@@ -65,14 +67,18 @@ export class AsyncResult<T = unknown> {
         unwatch();
         if (timer !== undefined) clock.clearTimer(timer);
         options.signal?.removeEventListener('abort', onAbort);
+        closing.removeEventListener('abort', onClose);
         if (error !== undefined) reject(error);
         else settleFromRecord(record as StateRecord, resolve as (v: unknown) => void, reject);
       };
       const onAbort = (): void => finish(undefined, new AbortError(`get() of task ${this.id} was aborted`));
+      const onClose = (): void => finish(undefined, closing.reason as Error);
       const unwatch = transport.watch(this.id, (event: WatchEvent) => {
         if (event.type === 'state') finish(event.record);
       });
       if (options.signal?.aborted === true) return onAbort();
+      if (closing.aborted) return onClose();
+      closing.addEventListener('abort', onClose, { once: true });
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.timeout !== undefined) {
         const ms = options.timeout;
@@ -105,7 +111,7 @@ export class AsyncResult<T = unknown> {
    * `progress` are not replayed.
    */
   get progress(): AsyncIterable<unknown> {
-    return progressOf(this.#ctx.transport, this.id);
+    return progressOf(this.#ctx.transport, this.id, this.#ctx.closing);
   }
 }
 
@@ -134,7 +140,7 @@ function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, re
   reject(new TaskFailedError(info, record.name, record.id));
 }
 
-function progressOf(transport: Transport, id: string): AsyncIterable<unknown> {
+function progressOf(transport: Transport, id: string, closing: AbortSignal): AsyncIterable<unknown> {
   const values: unknown[] = [];
   let ended = false;
   let wake: (() => void) | undefined;
@@ -144,6 +150,7 @@ function progressOf(transport: Transport, id: string): AsyncIterable<unknown> {
     else return;
     wake?.();
   });
+  closing.addEventListener('abort', () => { ended = true; wake?.(); }, { once: true });
   transport.getState(id).then((r) => { if (r !== undefined && FINAL.has(r.state)) { ended = true; wake?.(); } }, () => undefined);
   return {
     async *[Symbol.asyncIterator]() {
