@@ -64,10 +64,12 @@ export function finalFailure(message: TaskMessage, attempt: number, state: 'FAIL
   const records: StateRecord[] = [final(message, state, attempt, ctx, undefined, error)];
   const chords: ChordRef[] = [];
   if (message.chord !== undefined) chords.push(message.chord);
-  if (message.onSuccess !== undefined) cascade(message.onSuccess, records, chords, error, ctx);
+  const inner = new Set<string>();
+  if (message.onSuccess !== undefined) cascade(message.onSuccess, records, chords, error, ctx, inner);
   // One record per id: a chord's callback fails with ChordError, not with the member's error.
   const byId = new Map(records.map((r) => [r.id, r]));
   for (const ref of chords) {
+    if (inner.has(ref.id)) continue;
     const chordError: ErrorInfo = { code: 'ERR_CHORD', name: 'ChordError', message: `Chord ${ref.id} failed because a member (${message.name}) failed: ${error.message}` };
     for (const id of ref.tail) byId.set(id, { id, name: byId.get(id)?.name ?? '', state: 'FAILURE', error: chordError, attempts: 0, createdAt: ctx.now, updatedAt: ctx.now, expiresAt: ctx.now + ctx.resultsExpireIn });
   }
@@ -81,13 +83,17 @@ export function finalFailure(message: TaskMessage, attempt: number, state: 'FAIL
   };
 }
 
-function cascade(batch: Batch, records: StateRecord[], chords: ChordRef[], error: ErrorInfo, ctx: OutcomeContext): void {
+function cascade(batch: Batch, records: StateRecord[], chords: ChordRef[], error: ErrorInfo, ctx: OutcomeContext, inner: Set<string>): void {
   for (const t of batch.tasks) {
     records.push({ id: t.id, name: t.name, state: 'FAILURE', error, attempts: 0, createdAt: ctx.now, updatedAt: ctx.now, expiresAt: ctx.now + ctx.resultsExpireIn });
     if (t.chord !== undefined && !chords.some((c) => c.id === t.chord?.id)) chords.push(t.chord);
-    if (t.onSuccess !== undefined) cascade(t.onSuccess, records, chords, error, ctx);
+    if (t.onSuccess !== undefined) cascade(t.onSuccess, records, chords, error, ctx, inner);
   }
-  for (const c of batch.chords) cascade(c.callback, records, chords, error, ctx);
+  for (const c of batch.chords) {
+    // A chord that starts inside the failed part never starts: its callback already gets the link's own error.
+    inner.add(c.id);
+    cascade(c.callback, records, chords, error, ctx, inner);
+  }
 }
 
 function final(message: TaskMessage, state: TaskState, attempt: number, ctx: OutcomeContext, result?: Packed, error?: ErrorInfo): StateRecord {
