@@ -1,0 +1,226 @@
+/**
+ * Regression tests from a review of the core against the SPEC: each failed
+ * before its fix. The comment above each test describes the bug as it was
+ * found (file:line refer to the code before the fix). Time is a FakeClock.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  App, chain, ChordError, chord, ClosedError, currentTask, FakeClock, group, MillwrightError,
+  signature, systemClock, TaskFailedError, TimeoutError, ValidationError,
+} from '../../src/index.js';
+
+const apps: App[] = [];
+afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
+
+function setup(options: ConstructorParameters<typeof App>[0] = {}): { app: App; clock: FakeClock } {
+  const clock = new FakeClock(1_000);
+  const app = new App({ clock, ...options });
+  apps.push(app);
+  return { app, clock };
+}
+
+describe('review: revoke', () => {
+  // BUG 3 (src/outcome.ts:74-77, finalFailure): onError callbacks are published for state REVOKED too, but
+  // only when the revoked task had already been prefetched by a worker (worker.ts #execute -> #revokedOutcome).
+  // A revoke that finds it in the broker sends nothing. SPEC 1.2: onError is "sent when it finally fails";
+  // a revoke is not a failure (Celery does not call errbacks on revoke). Fix: publish onError only when
+  // state === 'FAILURE'.
+  it('revoking a prefetched (backlogged) task does not send its onError callbacks', async () => {
+    const { app, clock } = setup();
+    const seen: unknown[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    app.task('block', () => gate);
+    app.task('a', () => 1);
+    app.task('log', (...xs: unknown[]) => { seen.push(xs); });
+    await app.worker({ concurrency: 1, prefetch: 1 }).start();
+    await app.send(signature('block'));
+    const r = await app.send(signature('a', [], { onError: [signature('log')] }));
+    await clock.advance(0);
+    await r.revoke();
+    release();
+    await clock.advance(0);
+    expect((await r.state()).state).toBe('REVOKED');
+    expect(seen).toEqual([]);
+  });
+});
+
+describe('review: workflows', () => {
+  // BUG 4 (src/outcome.ts:86 in cascade(), and :69-73): when a chain link BEFORE a group/chord fails,
+  // cascade() collects the chord refs of the downstream (never-run) members and then overwrites the chain's
+  // last link with ChordError "Chord ... failed because a member (boom) failed". But no member failed: a link
+  // did. SPEC 1.2: "When a link fails, the chain's handle rejects with TaskFailedError carrying that link's
+  // message". Fix: only the failing message's own `chord` ref yields ChordError on the tail; chords reached
+  // through cascade() should just get the link's error (and be closed in the ledger so they cannot fire).
+  it('a link before a group fails: the chain rejects with TaskFailedError carrying that link\'s message', async () => {
+    const { app, clock } = setup();
+    app.task('boom', () => { throw new Error('link broke'); });
+    app.task('a', (...xs: unknown[]) => xs);
+    await app.worker().start();
+    const r = await app.send(chain(signature('boom'), group(signature('a'), signature('a')), signature('a')));
+    const got = r.get().catch((e: unknown) => e);
+    await clock.advance(0);
+    const err = await got;
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as Error).message).toBe('link broke');
+  });
+});
+
+describe('review: validation and error codes (SPEC 1.3, 4)', () => {
+  // BUG 5 (src/workflow.ts:60 compileChain `steps.length`, :74/:80 compileGroup `members.map`, :112
+  // `sig.onSuccess.map`): malformed workflows reach the compiler unchecked and blow up with a TypeError
+  // ("Cannot read properties of undefined"), not a ValidationError (ERR_VALIDATION) naming the field.
+  // Fix: isWorkflow()/compile() must check that `steps`/`members` are arrays and `onSuccess`/`onError` are
+  // arrays of signatures, throwing ValidationError with the path.
+  it('send() of malformed workflows rejects with ValidationError, not TypeError', async () => {
+    const { app } = setup();
+    const bad = [{ kind: 'chain' }, { kind: 'group' }, signature('a', [], { onSuccess: signature('b') as never })];
+    for (const b of bad) {
+      const err = await app.send(b as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(b)).toBeInstanceOf(ValidationError);
+    }
+  });
+
+  // BUG 6 (src/workflow.ts:133): `onError` that is not an array (a single signature, a common slip) is
+  // silently ignored because `sig.onError.length > 0` is `undefined > 0`; the error callback is dropped
+  // without a word. SPEC 4 "nothing is silently dropped". Fix: require an array (ValidationError otherwise).
+  it('onError given as a single signature is rejected, not silently dropped', async () => {
+    const { app } = setup();
+    const err = await app.send(signature('a', [], { onError: signature('b') as never })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+  });
+
+  // BUG 7 (src/signature.ts:86 `options.id` on null; src/signature.ts:110 `g.members.map` when chord() gets
+  // neither an array nor a Group; src/clock.ts:112 RangeError and :135 plain Error in FakeClock): user-facing
+  // errors that are not MillwrightErrors with a stable code (SPEC 4). Fix: validate and throw ValidationError
+  // (FakeClock: ValidationError for a bad `ms`, a MillwrightError subclass for the runAll runaway).
+  it('builders and FakeClock throw MillwrightErrors on bad input', async () => {
+    const errs: unknown[] = [];
+    try { signature('a', [], null as never); } catch (e) { errs.push(e); }
+    try { chord(42 as never, signature('x')); } catch (e) { errs.push(e); }
+    errs.push(await new FakeClock().advance(-1).catch((e: unknown) => e));
+    expect(errs).toHaveLength(3);
+    for (const e of errs) expect(MillwrightError.is(e), String(e)).toBe(true);
+  });
+});
+
+describe('review: App lifecycle', () => {
+  // BUG 8 (transports/memory/broker-core.ts:310-315 close() clears #watchers without telling them;
+  // src/result.ts get()/progressOf have no close path): a get() pending when the app (or its transport)
+  // closes never settles; it hangs forever (or until its own timeout, reported as a misleading TimeoutError
+  // "check that a worker consumes its queue"). SPEC 4: errors carry ERR_CLOSED. Fix: on close, notify every
+  // watcher (e.g. a { type: 'closed' } event) so get() rejects with ClosedError and progress iteration ends.
+  it('a get() pending when the app closes rejects with ClosedError', async () => {
+    const { app, clock } = setup();
+    app.task('a', () => 1);
+    const r = await app.send(signature('a'));
+    const got = r.get({ timeout: 1_000 }).catch((e: unknown) => e);
+    await app.close();
+    await clock.advance(1_000);
+    expect(await got).toBeInstanceOf(ClosedError);
+  });
+});
+
+describe('review: worker', () => {
+  // BUG 10 (src/worker.ts:144 stop() releases the backlog; transports/memory/broker-core.ts:178-186 release()
+  // pushes a released entry to the BACK of its queue; also stop() leaves the consumer subscribed while it
+  // waits, so the broker keeps delivering to the stopping worker, which bounces each task to the back too).
+  // Prefetched tasks handed back on stop lose their place: a later worker runs them after tasks sent after
+  // them. SPEC 2 "Ordering: within one queue and one priority, tasks are delivered in send order (FIFO)".
+  // Fix: release(tag, 0) should put the entry back at the FRONT of its priority level (as cancel() and
+  // requeue() already do, unshiftAll), and stop() should stop the consumer from receiving before it waits.
+  it('a stopped worker hands its prefetched backlog back in order (FIFO preserved)', async () => {
+    const { app, clock } = setup();
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    app.task('t', async (x: string) => { order.push(x); if (x === 't1') await gate; });
+    const w = app.worker({ concurrency: 1, prefetch: 2 });
+    await w.start();
+    for (const x of ['t1', 't2', 't3', 't4', 't5']) await app.send(signature('t', [x]));
+    await clock.advance(0);
+    const stopped = w.stop();
+    await clock.advance(0);
+    release();
+    await stopped;
+    await app.worker({ concurrency: 1 }).start();
+    await clock.advance(0);
+    await clock.advance(0);
+    expect(order).toEqual(['t1', 't2', 't3', 't4', 't5']);
+  });
+
+  // BUG 11 (src/worker.ts:287 / :293-294 emit task:succeeded / task:failed / task:retry, and :241
+  // task:started, all inside the path that must settle the delivery; src/worker.ts:208-214 #start's catch
+  // only reports and frees the slot): if a user's event listener throws, the delivery is never settled nor
+  // released: the task stays STARTED and unacked forever (its chain/chord with it). SPEC 4 "nothing is
+  // silently dropped". Fix: emit events outside the settle path (after #settle) or wrap them in try/catch ->
+  // #report; and make #start's catch settle a failure (or release) for the delivery instead of dropping it.
+  it('a throwing task:succeeded listener does not leave the task stuck', async () => {
+    const { app, clock } = setup();
+    app.task('a', () => 1);
+    const w = app.worker();
+    w.on('task:succeeded', () => { throw new Error('listener bug'); });
+    w.on('error', () => undefined);
+    await w.start();
+    const r = await app.send(signature('a'));
+    const got = r.get({ timeout: 1_000 }).catch((e: unknown) => e);
+    await clock.advance(1_000);
+    expect(await got).toBe(1);
+  });
+
+});
+
+describe('review: schedules', () => {
+  // BUG 13 (src/schedules.ts:65): each tick copies the signature with a fresh top-level id only; nested
+  // onSuccess/onError signatures keep the ids they were built with, so from the 2nd tick on they are
+  // "already known" and skipped by the idempotent publish: callbacks run on the first tick only. SPEC 1.7
+  // "Each tick sends a fresh copy of the signature". Fix: derive ids for every nested signature from the
+  // tick id too (e.g. `${tickId}:onSuccess:${i}`), recursively.
+  it('each schedule tick runs the onSuccess callback of its own copy', async () => {
+    const clock = new FakeClock(0);
+    const app = new App({ clock });
+    apps.push(app);
+    const ran: unknown[] = [];
+    app.task('tick', () => 't');
+    app.task('cb', (x: unknown) => { ran.push(x); });
+    await app.worker().start();
+    app.schedule('s', '* * * * *', signature('tick', [], { onSuccess: [signature('cb')] }));
+    await clock.advance(60_000);
+    await clock.advance(60_000);
+    await clock.advance(60_000);
+    expect(ran).toEqual(['t', 't', 't']);
+  });
+
+  // BUG 14 (src/schedules.ts:43 checks only isSignature; src/app.ts:93 sends each tick and routes a failure
+  // to debuglog only): a schedule whose signature holds a non-value (a function, NaN...) is accepted, then
+  // every tick fails to send and the error vanishes into NODE_DEBUG. SPEC 1.3 bad values are rejected with a
+  // ValidationError naming the path; SPEC 4 nothing silently dropped. Fix: compile/validate the signature
+  // once in app.schedule() (throw ValidationError there).
+  it('app.schedule() rejects a signature with a bad value at once', () => {
+    const { app } = setup();
+    expect(() => app.schedule('x', '* * * * *', signature('a', [() => 1]))).toThrow(ValidationError);
+  });
+});
+
+describe('review: clock', () => {
+  // BUG 15 (src/clock.ts:38 SystemClock.setTimer): the delay is passed straight to setTimeout. Node caps
+  // timers at 2^31-1 ms (~24.8 days): a longer delay fires after 1 ms (TimeoutOverflowWarning). TimerQueue
+  // then finds nothing due and re-arms, again 1 ms: a busy loop for as long as a task with an ETA > 24.8
+  // days is pending (or with resultsExpireIn > 24.8 days, after every result). The doc comment also says the
+  // timers are unref'd but they are not (an expiry timer keeps the process alive for 24 h). Fix:
+  // setTimeout(fn, Math.min(Math.max(0, delayMs), 2 ** 31 - 1)) (callers re-arm when early: TimerQueue
+  // already does) and `.unref()` as documented.
+  it('SystemClock never hands setTimeout a delay above 2^31-1 ms', () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const h = systemClock.setTimer(() => undefined, 40 * 24 * 3_600_000);
+      systemClock.clearTimer(h);
+      const delay = spy.mock.calls.at(-1)?.[1] as number;
+      expect(delay).toBeLessThanOrEqual(2 ** 31 - 1);
+    } finally {
+      spy.mockRestore();
+      warn.mockRestore();
+    }
+  });
+});
