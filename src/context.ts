@@ -26,33 +26,15 @@ export interface TaskContext {
 const KEY = Symbol.for('millwright.context');
 interface Holder {
   readonly storage: AsyncLocalStorage<TaskContext>;
-  /** The context of a synchronous call in progress (see runSync). */
-  sync: TaskContext | undefined;
 }
 type Registry = { [KEY]?: Holder };
 const registry = globalThis as Registry;
-const holder: Holder = (registry[KEY] ??= { storage: new AsyncLocalStorage<TaskContext>(), sync: undefined });
+const holder: Holder = (registry[KEY] ??= { storage: new AsyncLocalStorage<TaskContext>() });
 const storage = holder.storage;
 
 /** Runs `fn` with `context` as the current task, following its async continuations. */
 export function runInContext<T>(context: TaskContext, fn: () => T): T {
   return storage.run(context, fn);
-}
-
-/**
- * Runs a synchronous `fn` with `context` as the current task, without
- * AsyncLocalStorage: on Node 20 a single `AsyncLocalStorage.run` turns on
- * promise hooks for every promise of the process (measured: -40% throughput
- * of trivial in-memory tasks), so plain functions do without it.
- */
-export function runSync<T>(context: TaskContext, fn: () => T): T {
-  const previous = holder.sync;
-  holder.sync = context;
-  try {
-    return fn();
-  } finally {
-    holder.sync = previous;
-  }
 }
 
 /**
@@ -64,7 +46,7 @@ export function runSync<T>(context: TaskContext, fn: () => T): T {
  * });
  */
 export function currentTask(): TaskContext {
-  const context = holder.sync ?? storage.getStore();
+  const context = storage.getStore();
   if (context === undefined) throw new NotInTaskError();
   return context;
 }

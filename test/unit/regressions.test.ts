@@ -224,3 +224,15 @@ describe('review: clock', () => {
     }
   });
 });
+
+describe('task context in continuations', () => {
+  it('currentTask() works in the continuation of a promise returned by a plain function', async () => {
+    const app = new App({ clock: new FakeClock() });
+    const seen: string[] = [];
+    app.task('plainPromise', () => Promise.resolve().then(() => { seen.push(currentTask().name); return 1; }));
+    await app.worker().start();
+    expect(await (await app.send(signature('plainPromise'))).get()).toBe(1);
+    expect(seen).toEqual(['plainPromise']);
+    await app.close();
+  });
+});
