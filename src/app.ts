@@ -91,7 +91,7 @@ export class App {
     this.#defaultQueue = options.defaultQueue ?? 'default';
     this.#resultsExpireIn = options.resultsExpireIn ?? 24 * 60 * 60 * 1000;
     this.#rng = options.rng ?? defaultRng;
-    this.#connecting = this.#transport.connect({ clock: this.#clock }).then(() => { this.#connected = true; });
+    this.#connecting = this.#transport.connect({ clock: this.#clock, resultsExpireIn: this.#resultsExpireIn }).then(() => { this.#connected = true; });
     this.#connecting.catch(() => undefined);
     this.#handles = { transport: this.#transport, clock: this.#clock, closing: this.#closing.signal };
     this.#schedules = new Schedules(this.#clock, (sig) => this.send(sig), (err) => log('schedule tick failed: %s', String(err)));

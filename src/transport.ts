@@ -167,4 +167,6 @@ export interface Transport {
 
 export interface TransportContext {
   readonly clock: Clock;
+  /** ms the app keeps final states: a transport that writes states itself (revoke) keeps them as long. */
+  readonly resultsExpireIn: number;
 }

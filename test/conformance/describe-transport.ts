@@ -20,7 +20,7 @@ export function describeTransport(name: string, factory: () => Promise<Transport
     const opened: Transport[] = [];
     const open = async (): Promise<Transport> => {
       const t = await fixture.transport();
-      await t.connect({ clock: systemClock });
+      await t.connect({ clock: systemClock, resultsExpireIn: 60_000 });
       opened.push(t);
       return t;
     };

@@ -236,3 +236,44 @@ describe('task context in continuations', () => {
     await app.close();
   });
 });
+
+describe('revoking queued tasks', () => {
+  it('revoking the still-queued first link of a chain settles the chain handle (no hang)', async () => {
+    const { app, clock } = setup();
+    app.task('a', () => 1);
+    app.task('b', (x: number) => x + 1);
+    const first = signature('a');
+    const r = await app.send(chain(first, signature('b')));
+    await app.result(first.id).revoke();
+    await app.worker().start();
+    const got = r.get({ timeout: 1_000 }).catch((e: unknown) => e);
+    await clock.advance(1_000);
+    const err = await got;
+    expect(err).not.toBeInstanceOf(TimeoutError);
+    expect(MillwrightError.is(err) && ['ERR_REVOKED', 'ERR_TASK_FAILED'].includes(err.code)).toBe(true);
+  });
+
+  it('revoking a still-queued chord member fails the chord with ChordError (no hang)', async () => {
+    const { app, clock } = setup();
+    app.task('a', () => 1);
+    app.task('cb', (...xs: number[]) => xs);
+    const m = signature('a');
+    const r = await app.send(chord([m, signature('a')], signature('cb')));
+    await app.result(m.id).revoke();
+    await app.worker().start();
+    const got = r.get({ timeout: 1_000 }).catch((e: unknown) => e);
+    await clock.advance(1_000);
+    expect(await got).toBeInstanceOf(ChordError);
+  });
+
+  it('a REVOKED state expires after resultsExpireIn like any other final state', async () => {
+    const { app, clock } = setup({ resultsExpireIn: 10_000 });
+    app.task('a', () => 'ran');
+    const r = await app.send(signature('a', [], { id: 'job-1' }));
+    await r.revoke();
+    expect((await r.state()).state).toBe('REVOKED');
+    await clock.advance(20_000);
+    expect((await r.state()).state).toBe('PENDING');
+  });
+
+});

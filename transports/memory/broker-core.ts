@@ -7,6 +7,8 @@
  */
 import type { Clock } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
+import { RevokedError, toErrorInfo } from '../../src/errors.js';
+import { finalFailure } from '../../src/outcome.js';
 import { TimerQueue } from '../../src/timer-queue.js';
 import type {
   Batch, ChordSpec, ConsumeSpec, ConsumerHandler, DeliveryTag, Outcome, StateRecord, TaskMessage, WatchEvent,
@@ -20,6 +22,8 @@ export interface Entry {
   redelivered: boolean;
   /** Consumers that handed it back: it goes to another one if it can. */
   rejectedBy: Set<number> | null;
+  /** Revoked while queued: dropped when it comes up, even after the revocation record expired. */
+  revoked?: true;
 }
 
 interface ConsumerState {
@@ -70,6 +74,7 @@ export interface CoreSnapshot {
 
 export class BrokerCore {
   readonly #clock: Clock;
+  readonly #revokedRetention: number;
   readonly #queues = new Map<string, QueueState>();
   readonly #consumers = new Map<number, ConsumerState>();
   readonly #deliveries = new Map<DeliveryTag, { entry: Entry; consumer: ConsumerState }>();
@@ -89,8 +94,13 @@ export class BrokerCore {
   #nextTag = 1;
   #nextConsumer = 1;
 
-  constructor(clock: Clock) {
+  /**
+   * @param revokedRetention ms a REVOKED record written by `revoke()` is kept (the core's
+   *   `resultsExpireIn` is not known here). Default 24 h.
+   */
+  constructor(clock: Clock, revokedRetention = 24 * 60 * 60 * 1000) {
     this.#clock = clock;
+    this.#revokedRetention = revokedRetention;
     this.#delayed = new TimerQueue(clock, (entry) => this.#ready(entry));
     this.#expiry = new TimerQueue(clock, (id) => this.#expire(id));
   }
@@ -229,12 +239,19 @@ export class BrokerCore {
 
   revoke(id: string): void {
     this.#revoked.add(id);
+    const known = this.#states.get(id);
     const current = this.#record(id);
-    if (current === undefined || (!FINAL.has(current.state) && current.state !== 'STARTED')) {
-      const now = this.#clock.now();
+    const now = this.#clock.now();
+    if (known !== undefined && 'message' in known) {
+      // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
+      // chord callbacks) so no handle waits forever.
+      known.revoked = true;
+      const ctx = { now, resultsExpireIn: this.#revokedRetention, rng: () => 0 };
+      this.apply(finalFailure(known.message, known.message.attempt, 'REVOKED', toErrorInfo(new RevokedError(id)), ctx));
+    } else if (current === undefined || (!FINAL.has(current.state) && current.state !== 'STARTED')) {
       this.#putState({
         id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
-        createdAt: current?.createdAt ?? now, updatedAt: now,
+        createdAt: current?.createdAt ?? now, updatedAt: now, expiresAt: now + this.#revokedRetention,
       });
     }
     for (const { entry, consumer } of this.#deliveries.values()) {
@@ -330,7 +347,7 @@ export class BrokerCore {
   }
 
   #ready(entry: Entry): void {
-    if (this.#revoked.has(entry.message.id)) return;
+    if (entry.revoked === true || this.#revoked.has(entry.message.id)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.push(entry.message.priority, entry);
     this.#markDirty(q);
@@ -381,7 +398,7 @@ export class BrokerCore {
     const skipped: Array<{ priority: number; item: Entry }> = [];
     while (q.ready.size > 0 && skipped.length < MAX_SKIP && this.#hasCapacity(q)) {
       const next = q.ready.shift() as { priority: number; item: Entry };
-      if (this.#revoked.has(next.item.message.id)) continue;
+      if (next.item.revoked === true || this.#revoked.has(next.item.message.id)) continue;
       const consumer = this.#pick(q, next.item);
       if (consumer === null) skipped.push(next);
       else this.#deliver(consumer, next.item);

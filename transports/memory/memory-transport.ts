@@ -34,7 +34,7 @@ export class MemoryTransport implements Transport {
   }
 
   async connect(context: TransportContext): Promise<void> {
-    this.#engine(context.clock);
+    this.#engine(context.clock, context.resultsExpireIn);
   }
 
   async close(): Promise<void> {
@@ -90,9 +90,9 @@ export class MemoryTransport implements Transport {
     return this.#live().stats();
   }
 
-  #engine(clock?: Clock): BrokerCore {
+  #engine(clock?: Clock, resultsExpireIn?: number): BrokerCore {
     this.#clock ??= clock;
-    return (this.#core ??= new BrokerCore(this.#clock ?? systemClock));
+    return (this.#core ??= new BrokerCore(this.#clock ?? systemClock, resultsExpireIn));
   }
 
   #live(): BrokerCore {
