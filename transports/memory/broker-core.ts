@@ -247,7 +247,8 @@ export class BrokerCore {
       // chord callbacks) so no handle waits forever.
       known.revoked = true;
       const ctx = { now, resultsExpireIn: this.#revokedRetention, rng: () => 0 };
-      this.apply(finalFailure(known.message, known.message.attempt, 'REVOKED', toErrorInfo(new RevokedError(id)), ctx));
+      const { stack: _stack, ...info } = toErrorInfo(new RevokedError(id)); // a broker-side stack says nothing useful
+      this.apply(finalFailure(known.message, known.message.attempt, 'REVOKED', info, ctx));
     } else if (current === undefined || (!FINAL.has(current.state) && current.state !== 'STARTED')) {
       this.#putState({
         id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
