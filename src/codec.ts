@@ -88,14 +88,6 @@ export function prependArg(args: Packed, value: string): Packed {
   return pack(list, 'args');
 }
 
-/** Byte size of a packed value, for limits and memory accounting. */
-export function packedSize(packed: Packed): number {
-  if (typeof packed === 'string') return packed.length;
-  let n = packed.json.length;
-  for (const b of packed.bins) n += b.byteLength;
-  return n;
-}
-
 /**
  * Walks `value`; returns null when it holds no `Uint8Array`, else the list of
  * them. Throws on anything that is not a Value. `seen` catches cycles.

@@ -14,6 +14,7 @@
  * `busyMs` is the synchronous time the thread spent running the reported tasks:
  * the pool sizes its per-thread pipeline from it.
  */
+import type { TaskContext } from '../context.js';
 
 export const OP_RUN = 1;
 export const OP_ABORT = 2;
@@ -42,11 +43,4 @@ export interface ThreadData {
 }
 
 /** The task context's plain-data part, as sent with a task (see `RunOptions.context`). */
-export interface WireContext {
-  readonly id: string;
-  readonly name: string;
-  readonly attempt: number;
-  readonly retriesLeft: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly signature: Readonly<Record<string, unknown>>;
-}
+export type WireContext = Omit<TaskContext, 'signal' | 'progress'>;

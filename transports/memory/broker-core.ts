@@ -105,11 +105,6 @@ export class BrokerCore {
     this.#expiry = new TimerQueue(clock, (id) => this.#expire(id));
   }
 
-  /** Delayed tasks waiting for their ETA. */
-  get delayedCount(): number {
-    return this.#delayed.size;
-  }
-
   publish(batch: Batch): void {
     for (const spec of batch.chords) this.#chords.open(spec);
     for (const message of batch.tasks) {
@@ -232,10 +227,6 @@ export class BrokerCore {
     this.#notify(id, { type: 'progress', id, value });
   }
 
-  /** True while `tag` is an unacked delivery. */
-  holds(tag: DeliveryTag): boolean {
-    return this.#deliveries.has(tag);
-  }
 
   revoke(id: string): void {
     this.#revoked.add(id);
@@ -258,10 +249,6 @@ export class BrokerCore {
     for (const { entry, consumer } of this.#deliveries.values()) {
       if (entry.message.id === id) consumer.handler.revoked(id);
     }
-  }
-
-  isRevoked(id: string): boolean {
-    return this.#revoked.has(id);
   }
 
   stats(): QueueStats[] {

@@ -65,10 +65,6 @@ export class ChordLedger {
     this.#open.set(spec.id, entry);
   }
 
-  isClosed(id: string): boolean {
-    return this.#closed.has(id);
-  }
-
   markClosed(id: string): void {
     this.#close(id);
   }
