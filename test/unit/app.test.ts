@@ -1,17 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AbortError, App, ClosedError, currentTask, DuplicateTaskError, FakeClock, RevokedError, signature, TimeoutError, ValidationError,
 } from '../../src/index.js';
+import { fakeApps } from '../fixtures/fake-app.js';
 
-const apps: App[] = [];
-afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
-
-function setup(options: ConstructorParameters<typeof App>[0] = {}): { app: App; clock: FakeClock } {
-  const clock = new FakeClock(1_000);
-  const app = new App({ clock, ...options });
-  apps.push(app);
-  return { app, clock };
-}
+const setup = fakeApps();
 
 describe('App', () => {
   it('rejects duplicate task names and bad options with clear errors', () => {

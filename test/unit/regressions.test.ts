@@ -3,21 +3,14 @@
  * before its fix. The comment above each test describes the bug as it was
  * found (file:line refer to the code before the fix). Time is a FakeClock.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   App, chain, ChordError, chord, ClosedError, currentTask, FakeClock, group, MillwrightError,
   signature, systemClock, TaskFailedError, TimeoutError, ValidationError,
 } from '../../src/index.js';
+import { fakeApps } from '../fixtures/fake-app.js';
 
-const apps: App[] = [];
-afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
-
-function setup(options: ConstructorParameters<typeof App>[0] = {}): { app: App; clock: FakeClock } {
-  const clock = new FakeClock(1_000);
-  const app = new App({ clock, ...options });
-  apps.push(app);
-  return { app, clock };
-}
+const setup = fakeApps();
 
 describe('review: revoke', () => {
   // BUG 3 (src/outcome.ts:74-77, finalFailure): onError callbacks are published for state REVOKED too, but
@@ -177,9 +170,7 @@ describe('review: schedules', () => {
   // "Each tick sends a fresh copy of the signature". Fix: derive ids for every nested signature from the
   // tick id too (e.g. `${tickId}:onSuccess:${i}`), recursively.
   it('each schedule tick runs the onSuccess callback of its own copy', async () => {
-    const clock = new FakeClock(0);
-    const app = new App({ clock });
-    apps.push(app);
+    const { app, clock } = setup();
     const ran: unknown[] = [];
     app.task('tick', () => 't');
     app.task('cb', (x: unknown) => { ran.push(x); });
