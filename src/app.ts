@@ -11,7 +11,7 @@ import { ClosedError, ValidationError } from './errors.js';
 import { createModuleRunner } from './module-runner.js';
 import { checkOptions, rules } from './options.js';
 import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
-import { AsyncResult, GroupResult, type HandleContext } from './result.js';
+import { AsyncResult, Closing, GroupResult, type HandleContext } from './result.js';
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
 import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
@@ -79,7 +79,7 @@ export class App {
   readonly #host: WorkerHost;
   readonly #schedules: Schedules;
   /** Aborted by close(): pending get() calls reject with ClosedError. */
-  readonly #closing = new AbortController();
+  readonly #closing = new Closing();
   readonly #handles: HandleContext;
   #connected = false;
   #closed = false;
@@ -93,7 +93,7 @@ export class App {
     this.#rng = options.rng ?? defaultRng;
     this.#connecting = this.#transport.connect({ clock: this.#clock, resultsExpireIn: this.#resultsExpireIn }).then(() => { this.#connected = true; });
     this.#connecting.catch(() => undefined);
-    this.#handles = { transport: this.#transport, clock: this.#clock, closing: this.#closing.signal };
+    this.#handles = { transport: this.#transport, clock: this.#clock, closing: this.#closing };
     this.#schedules = new Schedules(this.#clock, (sig) => this.send(sig), (err) => log('schedule tick failed: %s', String(err)));
     const app = this;
     this.#host = {
@@ -189,7 +189,7 @@ export class App {
     if (this.#closed) return;
     this.#closed = true;
     this.#schedules.close();
-    this.#closing.abort(new ClosedError('The App'));
+    this.#closing.close(new ClosedError('The App'));
     await Promise.all([...this.#workers].map((w) => w.stop()));
     await this.#transport.close();
   }

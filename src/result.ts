@@ -32,7 +32,33 @@ export interface HandleContext {
   readonly transport: Transport;
   readonly clock: Clock;
   /** Fires when the app closes: waiting handles reject with its reason. */
-  readonly closing: AbortSignal;
+  readonly closing: Closing;
+}
+
+/**
+ * The app's close, as seen by waiting handles: a plain set of callbacks
+ * (one add and one delete per get(), cheaper than EventTarget listeners on
+ * the send -> result path).
+ */
+export class Closing {
+  readonly #waiters = new Set<(reason: Error) => void>();
+  #reason: Error | undefined;
+
+  get reason(): Error | undefined {
+    return this.#reason;
+  }
+
+  /** Calls `fn` when the app closes; returns the function that cancels it. */
+  on(fn: (reason: Error) => void): () => void {
+    this.#waiters.add(fn);
+    return () => { this.#waiters.delete(fn); };
+  }
+
+  close(reason: Error): void {
+    this.#reason = reason;
+    for (const fn of [...this.#waiters]) fn(reason);
+    this.#waiters.clear();
+  }
 }
 
 const FINAL: ReadonlySet<TaskState> = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
@@ -67,18 +93,18 @@ export class AsyncResult<T = unknown> {
         unwatch();
         if (timer !== undefined) clock.clearTimer(timer);
         options.signal?.removeEventListener('abort', onAbort);
-        closing.removeEventListener('abort', onClose);
+        offClose?.();
         if (error !== undefined) reject(error);
         else settleFromRecord(record as StateRecord, resolve as (v: unknown) => void, reject);
       };
       const onAbort = (): void => finish(undefined, new AbortError(`get() of task ${this.id} was aborted`));
-      const onClose = (): void => finish(undefined, closing.reason as Error);
+      let offClose: (() => void) | undefined;
       const unwatch = transport.watch(this.id, (event: WatchEvent) => {
         if (event.type === 'state') finish(event.record);
       });
       if (options.signal?.aborted === true) return onAbort();
-      if (closing.aborted) return onClose();
-      closing.addEventListener('abort', onClose, { once: true });
+      if (closing.reason !== undefined) return finish(undefined, closing.reason);
+      offClose = closing.on((reason) => finish(undefined, reason));
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.timeout !== undefined) {
         const ms = options.timeout;
@@ -140,7 +166,7 @@ function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, re
   reject(new TaskFailedError(info, record.name, record.id));
 }
 
-function progressOf(transport: Transport, id: string, closing: AbortSignal): AsyncIterable<unknown> {
+function progressOf(transport: Transport, id: string, closing: Closing): AsyncIterable<unknown> {
   const values: unknown[] = [];
   let ended = false;
   let wake: (() => void) | undefined;
@@ -150,7 +176,7 @@ function progressOf(transport: Transport, id: string, closing: AbortSignal): Asy
     else return;
     wake?.();
   });
-  closing.addEventListener('abort', () => { ended = true; wake?.(); }, { once: true });
+  const offClose = closing.on(() => { ended = true; wake?.(); });
   transport.getState(id).then((r) => { if (r !== undefined && FINAL.has(r.state)) { ended = true; wake?.(); } }, () => undefined);
   return {
     async *[Symbol.asyncIterator]() {
@@ -163,6 +189,7 @@ function progressOf(transport: Transport, id: string, closing: AbortSignal): Asy
         }
       } finally {
         unwatch();
+        offClose();
       }
     },
   };
