@@ -16,14 +16,28 @@ import type {
 import { ChordLedger } from './chord-ledger.js';
 import { ReadyQueue } from './ready-queue.js';
 
-/** A queued task and what the broker knows about its deliveries. */
+/**
+ * A ready or delivered task and what the broker knows about its deliveries.
+ * A delayed task waits as its bare message (48 bytes less per pending ETA)
+ * and gets an entry when it comes due.
+ */
 export interface Entry {
   readonly message: TaskMessage;
   redelivered: boolean;
   /** Consumers that handed it back: it goes to another one if it can. */
   rejectedBy: Set<number> | null;
-  /** Revoked while queued: dropped when it comes up, even after the revocation record expired. */
-  revoked?: true;
+}
+
+/** A delayed task: its message, or its entry when it was handed back with a delay. */
+type Waiting = Entry | TaskMessage;
+
+function entryOf(task: Waiting): Entry {
+  return 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null };
+}
+
+/** A queued task's message, as the store keeps it until the task has a record (read as PENDING). */
+function isQueued(known: StateRecord | TaskMessage): known is TaskMessage {
+  return 'args' in known;
 }
 
 interface ConsumerState {
@@ -80,14 +94,16 @@ export class BrokerCore {
   readonly #deliveries = new Map<DeliveryTag, { entry: Entry; consumer: ConsumerState }>();
   /**
    * What the store knows of each id: a state record, or, for a task that is
-   * queued and has no record yet, its queue entry (read as PENDING). Keeping
-   * the entry instead of a PENDING record saves ~100 bytes per pending task.
+   * queued and has no record yet, its message (read as PENDING). Keeping
+   * the message instead of a PENDING record saves ~100 bytes per pending task.
    */
-  readonly #states = new Map<string, StateRecord | Entry>();
+  readonly #states = new Map<string, StateRecord | TaskMessage>();
   readonly #watchers = new Map<string, Set<(event: WatchEvent) => void>>();
   readonly #revoked = new Set<string>();
+  /** Ids revoked while queued: dropped when they come up, even after the revocation record expired. */
+  readonly #dropped = new Set<string>();
   readonly #chords = new ChordLedger();
-  readonly #delayed: TimerQueue<Entry>;
+  readonly #delayed: TimerQueue<Waiting>;
   readonly #expiry: TimerQueue<string>;
   #dirty = new Set<QueueState>();
   #scheduled = false;
@@ -109,10 +125,9 @@ export class BrokerCore {
     for (const spec of batch.chords) this.#chords.open(spec);
     for (const message of batch.tasks) {
       if (this.#states.has(message.id) || this.#revoked.has(message.id)) continue;
-      const entry: Entry = { message, redelivered: false, rejectedBy: null };
-      this.#states.set(message.id, entry);
+      this.#states.set(message.id, message);
       if (this.#watchers.has(message.id)) this.#notify(message.id, { type: 'state', record: pendingRecord(message) });
-      this.#enqueue(entry);
+      this.#enqueue(message);
     }
   }
 
@@ -155,6 +170,8 @@ export class BrokerCore {
     if (delivery === undefined) return;
     this.#deliveries.delete(tag);
     this.#freed(delivery.consumer, tag);
+    // Revoked between delivery and start: nothing is queued to drop any more.
+    if (this.#dropped.size > 0) this.#dropped.delete(delivery.entry.message.id);
     this.apply(outcome);
   }
 
@@ -167,7 +184,7 @@ export class BrokerCore {
     }
     const retry = outcome.retry;
     const retryState = retry === null ? undefined : this.#record(retry.id)?.state;
-    if (retry !== null && !this.#revoked.has(retry.id) && (retryState === undefined || !FINAL.has(retryState))) this.#enqueue({ message: retry, redelivered: false, rejectedBy: null });
+    if (retry !== null && !this.#revoked.has(retry.id) && (retryState === undefined || !FINAL.has(retryState))) this.#enqueue(retry);
     if (outcome.publish !== null) this.publish(outcome.publish);
     const chord = outcome.chord;
     if (chord !== null) {
@@ -189,7 +206,7 @@ export class BrokerCore {
     (entry.rejectedBy ??= new Set()).add(delivery.consumer.id);
     if (delayMs > 0) return this.#delayed.add(this.#clock.now() + delayMs, entry);
     // Back to the front: a handed-back task keeps its place in FIFO order.
-    if (this.#revoked.has(entry.message.id)) return;
+    if (this.#isDropped(entry.message.id)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.unshiftAll(entry.message.priority, [entry]);
     this.#markDirty(q);
@@ -208,7 +225,7 @@ export class BrokerCore {
 
   #record(id: string): StateRecord | undefined {
     const known = this.#states.get(id);
-    return known === undefined || !('message' in known) ? known : pendingRecord(known.message);
+    return known === undefined || !isQueued(known) ? known : pendingRecord(known);
   }
 
   watch(id: string, listener: (event: WatchEvent) => void): () => void {
@@ -233,13 +250,13 @@ export class BrokerCore {
     const known = this.#states.get(id);
     const current = this.#record(id);
     const now = this.#clock.now();
-    if (known !== undefined && 'message' in known) {
+    if (known !== undefined && isQueued(known)) {
       // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
       // chord callbacks) so no handle waits forever.
-      known.revoked = true;
+      this.#dropped.add(id);
       const ctx = { now, resultsExpireIn: this.#revokedRetention, rng: () => 0 };
       const { stack: _stack, ...info } = toErrorInfo(new RevokedError(id)); // a broker-side stack says nothing useful
-      this.apply(finalFailure(known.message, known.message.attempt, 'REVOKED', info, ctx));
+      this.apply(finalFailure(known, known.attempt, 'REVOKED', info, ctx));
     } else if (current === undefined || (!FINAL.has(current.state) && current.state !== 'STARTED')) {
       this.#putState({
         id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
@@ -288,16 +305,16 @@ export class BrokerCore {
   /** Drops queued (ready or delayed) tasks for which `keep` is false. O(n); for journal replay. */
   retain(keep: (message: TaskMessage) => boolean): void {
     for (const q of this.#queues.values()) q.ready.retain((e) => keep(e.message));
-    this.#delayed.filter((e) => keep(e.message));
+    this.#delayed.filter((e) => keep(entryOf(e).message));
   }
 
   /** A consistent copy of everything a restart needs (revoked tasks, never to be delivered, left out). O(n). */
   snapshot(): CoreSnapshot {
     const tasks = [...this.tasks()];
     // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
-    this.#delayed.filter((e) => { tasks.push(e.message); return true; });
+    this.#delayed.filter((e) => { tasks.push(entryOf(e).message); return true; });
     return {
-      states: [...this.#states.values()].filter((v): v is StateRecord => !('message' in v)), tasks: tasks.filter((m) => !this.#revoked.has(m.id)),
+      states: [...this.#states.values()].filter((v): v is StateRecord => !isQueued(v)), tasks: tasks.filter((m) => !this.#revoked.has(m.id)),
       chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
       closedChords: [...this.#chords.closedIds()], revoked: [...this.#revoked],
     };
@@ -310,9 +327,8 @@ export class BrokerCore {
     for (const id of snapshot.closedChords) this.#chords.markClosed(id);
     for (const c of snapshot.chords) this.#chords.restore(c.spec, c.results);
     for (const message of snapshot.tasks) {
-      const entry: Entry = { message, redelivered: false, rejectedBy: null };
-      if (!this.#states.has(message.id)) this.#states.set(message.id, entry);
-      this.#enqueue(entry);
+      if (!this.#states.has(message.id)) this.#states.set(message.id, message);
+      this.#enqueue(message);
     }
   }
 
@@ -329,13 +345,14 @@ export class BrokerCore {
     for (const name of consumer.queues) this.#markDirty(this.#queue(name));
   }
 
-  #enqueue(entry: Entry): void {
-    if (entry.message.eta > this.#clock.now()) this.#delayed.add(entry.message.eta, entry);
-    else this.#ready(entry);
+  #enqueue(message: TaskMessage): void {
+    if (message.eta > this.#clock.now()) this.#delayed.add(message.eta, message);
+    else this.#ready(message);
   }
 
-  #ready(entry: Entry): void {
-    if (entry.revoked === true || this.#revoked.has(entry.message.id)) return;
+  #ready(task: Waiting): void {
+    const entry = entryOf(task);
+    if (this.#isDropped(entry.message.id)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.push(entry.message.priority, entry);
     this.#markDirty(q);
@@ -386,7 +403,7 @@ export class BrokerCore {
     const skipped: Array<{ priority: number; item: Entry }> = [];
     while (q.ready.size > 0 && skipped.length < MAX_SKIP && this.#hasCapacity(q)) {
       const next = q.ready.shift() as { priority: number; item: Entry };
-      if (next.item.revoked === true || this.#revoked.has(next.item.message.id)) continue;
+      if (this.#isDropped(next.item.message.id)) continue;
       const consumer = this.#pick(q, next.item);
       if (consumer === null) skipped.push(next);
       else this.#deliver(consumer, next.item);
@@ -395,6 +412,12 @@ export class BrokerCore {
       const s = skipped[i] as { priority: number; item: Entry };
       q.ready.unshiftAll(s.priority, [s.item]);
     }
+  }
+
+  /** Revoked (a queued task revoked is dropped once, when it comes up). */
+  #isDropped(id: string): boolean {
+    if (this.#dropped.size > 0 && this.#dropped.delete(id)) return true;
+    return this.#revoked.has(id);
   }
 
   #hasCapacity(q: QueueState): boolean {
