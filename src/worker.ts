@@ -102,12 +102,20 @@ export class Worker extends EventEmitter {
   #settling = 0;
   /** Per task name with a `rateLimit`: its window and the deliveries waiting for it. */
   readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
+  /** What outcomes are computed with; `now` read from the clock at each use. */
+  readonly #outcomeContext: OutcomeContext;
+  // Bound once: the per-task path allocates no closures for these.
+  readonly #onSettled = (): void => this.#settled();
+  readonly #onSettleError = (err: unknown): void => { this.#report(err); this.#settled(); };
+  readonly #onError = (err: unknown): void => this.#report(err);
 
   /** @internal Made by `app.worker()`. */
   constructor(host: WorkerHost, settings: WorkerSettings) {
     super();
     this.#host = host;
     this.#settings = settings;
+    const clock = host.clock;
+    this.#outcomeContext = { get now() { return clock.now(); }, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
   }
 
   /** Tasks running now. */
@@ -233,16 +241,15 @@ export class Worker extends EventEmitter {
     const def = registry.get(message.name);
     if (def === undefined) {
       if (this.#settings.ignoreUnknown) return this.#guard(transport.release(tag, 0));
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#outcomeContext()));
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#outcomeContext));
     }
     if (this.#revoked.has(message.id)) return this.#settle(run, this.#revokedOutcome(message, attempt));
     if (message.expires !== undefined && clock.now() > message.expires) {
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext()));
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext));
     }
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
-    transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).catch((err: unknown) => this.#report(err));
-    const event: TaskEvent = { id: message.id, name: message.name, attempt };
-    if (this.listenerCount('task:started') > 0) this.#tell('task:started', event);
+    transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).then(undefined, this.#onError);
+    if (this.listenerCount('task:started') > 0) this.#tell('task:started', { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
       run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
@@ -251,15 +258,15 @@ export class Worker extends EventEmitter {
     try {
       result = this.#call(def, run, attempt);
     } catch (err) {
-      return this.#settle(run, this.#failure(message, attempt, err, event));
+      return this.#settle(run, this.#failure(message, attempt, err));
     }
-    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(message, attempt, result, event));
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(message, attempt, result));
     return new Promise<unknown>((resolve, reject) => {
       run.reject = reject;
       (result as PromiseLike<unknown>).then(resolve, reject);
     }).then(
-      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, value, event)); },
-      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err, event)); },
+      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, value)); },
+      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err)); },
     );
   }
 
@@ -268,39 +275,39 @@ export class Worker extends EventEmitter {
     const message = run.delivery.message;
     const args = unpackArgs(message.args);
     const transport = this.#host.transport;
-    const progress = (value: unknown): void => transport.progress(run.delivery.tag, message.id, pack(value, 'progress'));
     if (def.kind === 'inline') {
-      const context = new InlineContext(run, attempt, progress);
+      const context = new InlineContext(run, attempt, transport);
       // Always through AsyncLocalStorage, so the context follows every continuation (also of a plain function
       // returning a promise). On Node 20 it costs ~40% of trivial in-memory throughput (promise hooks); correct first.
       return runInContext(context, () => def.fn(...args));
     }
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
     const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signature: signatureOf(message) };
-    return this.#runner.run(def, args, data, signalOf(run), progress);
+    return this.#runner.run(def, args, data, signalOf(run), progressOf(transport, run));
   }
 
-  #success(message: TaskMessage, attempt: number, result: unknown, event: TaskEvent): Outcome {
+  #success(message: TaskMessage, attempt: number, result: unknown): Outcome {
     let packed;
     try {
       packed = pack(result, 'result');
     } catch (err) {
       const why = err instanceof ValidationError ? err.message : String(err);
-      return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'), event);
+      return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
-    if (this.listenerCount('task:succeeded') > 0) this.#tell('task:succeeded', { ...event, result });
-    return successOutcome(message, attempt, packed, this.#outcomeContext());
+    if (this.listenerCount('task:succeeded') > 0) this.#tell('task:succeeded', { id: message.id, name: message.name, attempt, result });
+    return successOutcome(message, attempt, packed, this.#outcomeContext);
   }
 
-  #failure(message: TaskMessage, attempt: number, err: unknown, event: TaskEvent): Outcome {
-    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext());
-    if (retryIn === null) this.#tell('task:failed', { ...event, error });
-    else this.#tell('task:retry', { ...event, error, delay: retryIn });
+  #failure(message: TaskMessage, attempt: number, err: unknown): Outcome {
+    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext);
+    const event = { id: message.id, name: message.name, attempt, error };
+    if (retryIn === null) this.#tell('task:failed', event);
+    else this.#tell('task:retry', { ...event, delay: retryIn });
     return outcome;
   }
 
   #revokedOutcome(message: TaskMessage, attempt: number): Outcome {
-    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#outcomeContext());
+    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#outcomeContext);
   }
 
   /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */
@@ -308,20 +315,13 @@ export class Worker extends EventEmitter {
     run.done = true;
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
     this.#settling++;
-    this.#host.transport.settle(run.delivery.tag, outcome).then(
-      () => this.#settled(),
-      (err: unknown) => { this.#report(err); this.#settled(); },
-    );
+    this.#host.transport.settle(run.delivery.tag, outcome).then(this.#onSettled, this.#onSettleError);
     return undefined;
   }
 
   #settled(): void {
     this.#settling--;
     if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();
-  }
-
-  #outcomeContext(): OutcomeContext {
-    return { now: this.#host.clock.now(), resultsExpireIn: this.#host.resultsExpireIn, rng: this.#host.rng };
   }
 
   #waitIdle(): Promise<void> {
@@ -358,18 +358,24 @@ class InlineContext implements TaskContext {
   readonly attempt: number;
   readonly retriesLeft: number;
   readonly headers: Readonly<Record<string, string>>;
-  readonly progress: (value: unknown) => void;
   readonly #run: Run;
+  readonly #transport: Transport;
+  #progress: ((value: unknown) => void) | undefined;
 
-  constructor(run: Run, attempt: number, progress: (value: unknown) => void) {
+  constructor(run: Run, attempt: number, transport: Transport) {
     const message = run.delivery.message;
     this.#run = run;
+    this.#transport = transport;
     this.id = message.id;
     this.name = message.name;
     this.attempt = attempt;
     this.retriesLeft = message.retries;
-    this.headers = message.headers ?? {};
-    this.progress = progress;
+    this.headers = message.headers ?? EMPTY_HEADERS;
+  }
+
+  /** Made on first use, and stays bound: `const { progress } = currentTask()` works. */
+  get progress(): (value: unknown) => void {
+    return (this.#progress ??= progressOf(this.#transport, this.#run));
   }
 
   get signal(): AbortSignal {
@@ -379,6 +385,13 @@ class InlineContext implements TaskContext {
   get signature(): Readonly<Record<string, unknown>> {
     return signatureOf(this.#run.delivery.message);
   }
+}
+
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function progressOf(transport: Transport, run: Run): (value: unknown) => void {
+  const { tag, message } = run.delivery;
+  return (value) => transport.progress(tag, message.id, pack(value, 'progress'));
 }
 
 /** The signature as plain data, args unpacked (what `currentTask().signature` shows). */

@@ -26,13 +26,15 @@ export interface Entry {
   redelivered: boolean;
   /** Consumers that handed it back: it goes to another one if it can. */
   rejectedBy: Set<number> | null;
+  /** The consumer holding it unacked, while delivered. */
+  holder: ConsumerState | null;
 }
 
 /** A delayed task: its message, or its entry when it was handed back with a delay. */
 type Waiting = Entry | TaskMessage;
 
 function entryOf(task: Waiting): Entry {
-  return 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null };
+  return 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null, holder: null };
 }
 
 /** A queued task's message, as the store keeps it until the task has a record (read as PENDING). */
@@ -46,7 +48,8 @@ interface ConsumerState {
   readonly prefetch: number;
   readonly names: ReadonlySet<string> | null;
   readonly handler: ConsumerHandler;
-  readonly unacked: Map<DeliveryTag, Entry>;
+  /** Deliveries it holds unacked (they are in `#deliveries`, `holder` set to it). */
+  unacked: number;
 }
 
 interface QueueState {
@@ -86,19 +89,23 @@ export interface CoreSnapshot {
   readonly revoked: readonly string[];
 }
 
+type Listener = (event: WatchEvent) => void;
+
 export class BrokerCore {
   readonly #clock: Clock;
   readonly #revokedRetention: number;
   readonly #queues = new Map<string, QueueState>();
   readonly #consumers = new Map<number, ConsumerState>();
-  readonly #deliveries = new Map<DeliveryTag, { entry: Entry; consumer: ConsumerState }>();
+  /** Unacked deliveries, each entry's `holder` its consumer. */
+  readonly #deliveries = new Map<DeliveryTag, Entry>();
   /**
    * What the store knows of each id: a state record, or, for a task that is
    * queued and has no record yet, its message (read as PENDING). Keeping
    * the message instead of a PENDING record saves ~100 bytes per pending task.
    */
   readonly #states = new Map<string, StateRecord | TaskMessage>();
-  readonly #watchers = new Map<string, Set<(event: WatchEvent) => void>>();
+  /** Per id, its one listener (the common case: one `get()`), or a set of them. */
+  readonly #watchers = new Map<string, Listener | Set<Listener>>();
   readonly #revoked = new Set<string>();
   /** Ids revoked while queued: dropped when they come up, even after the revocation record expired. */
   readonly #dropped = new Set<string>();
@@ -134,7 +141,7 @@ export class BrokerCore {
   consume(spec: ConsumeSpec, handler: ConsumerHandler): number {
     const consumer: ConsumerState = {
       id: this.#nextConsumer++, queues: [...spec.queues], prefetch: spec.prefetch,
-      names: spec.names === null ? null : new Set(spec.names), handler, unacked: new Map(),
+      names: spec.names === null ? null : new Set(spec.names), handler, unacked: 0,
     };
     this.#consumers.set(consumer.id, consumer);
     for (const name of consumer.queues) {
@@ -154,24 +161,23 @@ export class BrokerCore {
       const q = this.#queue(name);
       q.consumers = q.consumers.filter((c) => c !== consumer);
     }
-    const back = [...consumer.unacked.entries()].sort((a, b) => b[0] - a[0]);
+    const back = [...this.#deliveries].filter(([, e]) => e.holder === consumer).sort((a, b) => b[0] - a[0]);
     for (const [tag, entry] of back) {
       this.#deliveries.delete(tag);
+      entry.holder = null;
       entry.redelivered = true;
       const q = this.#queue(entry.message.queue);
       q.ready.unshiftAll(entry.message.priority, [entry]);
       this.#markDirty(q);
     }
-    consumer.unacked.clear();
+    consumer.unacked = 0;
   }
 
   settle(tag: DeliveryTag, outcome: Outcome): void {
-    const delivery = this.#deliveries.get(tag);
-    if (delivery === undefined) return;
-    this.#deliveries.delete(tag);
-    this.#freed(delivery.consumer, tag);
+    const entry = this.#take(tag);
+    if (entry === undefined) return;
     // Revoked between delivery and start: nothing is queued to drop any more.
-    if (this.#dropped.size > 0) this.#dropped.delete(delivery.entry.message.id);
+    if (this.#dropped.size > 0) this.#dropped.delete(entry.message.id);
     this.apply(outcome);
   }
 
@@ -198,12 +204,10 @@ export class BrokerCore {
 
   /** Hands a delivery back undelivered; another consumer gets it first if there is one. */
   release(tag: DeliveryTag, delayMs: number): void {
-    const delivery = this.#deliveries.get(tag);
-    if (delivery === undefined) return;
-    this.#deliveries.delete(tag);
-    this.#freed(delivery.consumer, tag);
-    const entry = delivery.entry;
-    (entry.rejectedBy ??= new Set()).add(delivery.consumer.id);
+    const holder = this.#deliveries.get(tag)?.holder;
+    const entry = this.#take(tag);
+    if (entry === undefined || holder == null) return;
+    (entry.rejectedBy ??= new Set()).add(holder.id);
     if (delayMs > 0) return this.#delayed.add(this.#clock.now() + delayMs, entry);
     // Back to the front: a handed-back task keeps its place in FIFO order.
     if (this.#isDropped(entry.message.id)) return;
@@ -228,15 +232,15 @@ export class BrokerCore {
     return known === undefined || !isQueued(known) ? known : pendingRecord(known);
   }
 
-  watch(id: string, listener: (event: WatchEvent) => void): () => void {
-    let set = this.#watchers.get(id);
-    if (set === undefined) this.#watchers.set(id, (set = new Set()));
-    set.add(listener);
+  watch(id: string, listener: Listener): () => void {
+    const known = this.#watchers.get(id);
+    if (known === undefined) this.#watchers.set(id, listener);
+    else if (typeof known === 'function') this.#watchers.set(id, new Set([known, listener]));
+    else known.add(listener);
     return () => {
-      const s = this.#watchers.get(id);
-      if (s === undefined) return;
-      s.delete(listener);
-      if (s.size === 0) this.#watchers.delete(id);
+      const now = this.#watchers.get(id);
+      if (now === listener) this.#watchers.delete(id);
+      else if (typeof now === 'object' && now.delete(listener) && now.size === 0) this.#watchers.delete(id);
     };
   }
 
@@ -263,8 +267,8 @@ export class BrokerCore {
         createdAt: current?.createdAt ?? now, updatedAt: now, expiresAt: now + this.#revokedRetention,
       });
     }
-    for (const { entry, consumer } of this.#deliveries.values()) {
-      if (entry.message.id === id) consumer.handler.revoked(id);
+    for (const entry of this.#deliveries.values()) {
+      if (entry.message.id === id) entry.holder?.handler.revoked(id);
     }
   }
 
@@ -272,7 +276,7 @@ export class BrokerCore {
     const out: QueueStats[] = [];
     for (const [name, q] of this.#queues) {
       let unacked = 0;
-      for (const c of q.consumers) for (const e of c.unacked.values()) if (e.message.queue === name) unacked++;
+      for (const e of this.#deliveries.values()) if (e.message.queue === name) unacked++;
       out.push({ name, ready: q.ready.size, unacked, consumers: q.consumers.length });
     }
     return out;
@@ -281,7 +285,7 @@ export class BrokerCore {
   /** Every task the broker holds (ready, delayed or unacked), for snapshots. */
   *tasks(): IterableIterator<TaskMessage> {
     for (const q of this.#queues.values()) for (const e of q.ready) yield e.message;
-    for (const d of this.#deliveries.values()) yield d.entry.message;
+    for (const e of this.#deliveries.values()) yield e.message;
   }
 
   /**
@@ -290,11 +294,11 @@ export class BrokerCore {
    * consumer. Returns false when `tag` is not an unacked delivery.
    */
   requeue(tag: DeliveryTag): boolean {
-    const delivery = this.#deliveries.get(tag);
-    if (delivery === undefined) return false;
+    const entry = this.#deliveries.get(tag);
+    if (entry === undefined || entry.holder === null) return false;
     this.#deliveries.delete(tag);
-    delivery.consumer.unacked.delete(tag);
-    const entry = delivery.entry;
+    entry.holder.unacked--;
+    entry.holder = null;
     entry.redelivered = true;
     const q = this.#queue(entry.message.queue);
     q.ready.unshiftAll(entry.message.priority, [entry]);
@@ -339,10 +343,16 @@ export class BrokerCore {
     this.#watchers.clear();
   }
 
-  /** A consumer has room again: every queue it reads may dispatch. */
-  #freed(consumer: ConsumerState, tag: DeliveryTag): void {
-    consumer.unacked.delete(tag);
+  /** Ends an unacked delivery; its consumer has room again, so every queue it reads may dispatch. */
+  #take(tag: DeliveryTag): Entry | undefined {
+    const entry = this.#deliveries.get(tag);
+    const consumer = entry?.holder;
+    if (entry === undefined || consumer == null) return undefined;
+    this.#deliveries.delete(tag);
+    entry.holder = null;
+    consumer.unacked--;
     for (const name of consumer.queues) this.#markDirty(this.#queue(name));
+    return entry;
   }
 
   #enqueue(message: TaskMessage): void {
@@ -365,10 +375,10 @@ export class BrokerCore {
   }
 
   #notify(id: string, event: WatchEvent): void {
-    const set = this.#watchers.get(id);
-    if (set === undefined) return;
-    if (set.size === 1) { for (const listener of set) listener(event); return; }
-    for (const listener of [...set]) listener(event);
+    const known = this.#watchers.get(id);
+    if (known === undefined) return;
+    if (typeof known === 'function') return known(event);
+    for (const listener of [...known]) listener(event);
   }
 
   #expire(id: string): void {
@@ -421,7 +431,7 @@ export class BrokerCore {
   }
 
   #hasCapacity(q: QueueState): boolean {
-    for (const c of q.consumers) if (c.unacked.size < c.prefetch) return true;
+    for (const c of q.consumers) if (c.unacked < c.prefetch) return true;
     return false;
   }
 
@@ -430,7 +440,7 @@ export class BrokerCore {
     const n = q.consumers.length;
     for (let i = 0; i < n; i++) {
       const c = q.consumers[(q.rr + i) % n] as ConsumerState;
-      if (c.unacked.size >= c.prefetch) continue;
+      if (c.unacked >= c.prefetch) continue;
       if (c.names !== null && !c.names.has(entry.message.name)) continue;
       if (entry.rejectedBy?.has(c.id) === true) continue;
       q.rr = (q.rr + i + 1) % n;
@@ -441,8 +451,9 @@ export class BrokerCore {
 
   #deliver(consumer: ConsumerState, entry: Entry): void {
     const tag = this.#nextTag++;
-    consumer.unacked.set(tag, entry);
-    this.#deliveries.set(tag, { entry, consumer });
+    consumer.unacked++;
+    entry.holder = consumer;
+    this.#deliveries.set(tag, entry);
     const redelivered = entry.redelivered;
     entry.redelivered = true;
     consumer.handler.deliver({ tag, message: entry.message, redelivered });
