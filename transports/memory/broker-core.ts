@@ -28,13 +28,15 @@ export interface Entry {
   rejectedBy: Set<number> | null;
   /** The consumer holding it unacked, while delivered. */
   holder: ConsumerState | null;
+  /** Order of becoming ready (restores FIFO order when parked tasks come back). */
+  readonly seq: number;
 }
 
 /** A delayed task: its message, or its entry when it was handed back with a delay. */
 type Waiting = Entry | TaskMessage;
 
-function entryOf(task: Waiting): Entry {
-  return 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null, holder: null };
+function messageOf(task: Waiting): TaskMessage {
+  return 'message' in task ? task.message : task;
 }
 
 /** A queued task's message, as the store keeps it until the task has a record (read as PENDING). */
@@ -54,12 +56,20 @@ interface ConsumerState {
 
 interface QueueState {
   readonly ready: ReadyQueue<Entry>;
+  /**
+   * Ready tasks whose name no consumer of the queue accepts (all of them
+   * filter by name, `ignoreUnknown`), set aside per name, oldest first, so
+   * they cannot hold up the tasks behind them; back at the front of the
+   * queue when a consumer that takes the name joins.
+   */
+  readonly parked: Map<string, Entry[]>;
+  parkedCount: number;
   consumers: ConsumerState[];
   rr: number;
 }
 
 const FINAL = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
-/** How many undeliverable tasks one dispatch pass looks past before it stops. */
+/** How many tasks one dispatch pass looks past (held back for a consumer that is full or handed them back) before it stops. */
 const MAX_SKIP = 256;
 
 /** How the store reads a queued task that has no record yet. */
@@ -115,6 +125,7 @@ export class BrokerCore {
   #dirty = new Set<QueueState>();
   #scheduled = false;
   #nextTag = 1;
+  #nextSeq = 0;
   #nextConsumer = 1;
 
   /**
@@ -147,6 +158,7 @@ export class BrokerCore {
     for (const name of consumer.queues) {
       const q = this.#queue(name);
       q.consumers.push(consumer);
+      this.#unpark(q, consumer);
       this.#markDirty(q);
     }
     return consumer.id;
@@ -277,14 +289,17 @@ export class BrokerCore {
     for (const [name, q] of this.#queues) {
       let unacked = 0;
       for (const e of this.#deliveries.values()) if (e.message.queue === name) unacked++;
-      out.push({ name, ready: q.ready.size, unacked, consumers: q.consumers.length });
+      out.push({ name, ready: q.ready.size + q.parkedCount, unacked, consumers: q.consumers.length });
     }
     return out;
   }
 
   /** Every task the broker holds (ready, delayed or unacked), for snapshots. */
   *tasks(): IterableIterator<TaskMessage> {
-    for (const q of this.#queues.values()) for (const e of q.ready) yield e.message;
+    for (const q of this.#queues.values()) {
+      for (const e of q.ready) yield e.message;
+      for (const parked of q.parked.values()) for (const e of parked) yield e.message;
+    }
     for (const e of this.#deliveries.values()) yield e.message;
   }
 
@@ -308,15 +323,24 @@ export class BrokerCore {
 
   /** Drops queued (ready or delayed) tasks for which `keep` is false. O(n); for journal replay. */
   retain(keep: (message: TaskMessage) => boolean): void {
-    for (const q of this.#queues.values()) q.ready.retain((e) => keep(e.message));
-    this.#delayed.filter((e) => keep(entryOf(e).message));
+    for (const q of this.#queues.values()) {
+      q.ready.retain((e) => keep(e.message));
+      q.parkedCount = 0;
+      for (const [name, parked] of q.parked) {
+        const kept = parked.filter((e) => keep(e.message));
+        if (kept.length === 0) q.parked.delete(name);
+        else q.parked.set(name, kept);
+        q.parkedCount += kept.length;
+      }
+    }
+    this.#delayed.filter((e) => keep(messageOf(e)));
   }
 
   /** A consistent copy of everything a restart needs (revoked tasks, never to be delivered, left out). O(n). */
   snapshot(): CoreSnapshot {
     const tasks = [...this.tasks()];
     // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
-    this.#delayed.filter((e) => { tasks.push(entryOf(e).message); return true; });
+    this.#delayed.filter((e) => { tasks.push(messageOf(e)); return true; });
     return {
       states: [...this.#states.values()].filter((v): v is StateRecord => !isQueued(v)), tasks: tasks.filter((m) => !this.#revoked.has(m.id)),
       chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
@@ -361,7 +385,7 @@ export class BrokerCore {
   }
 
   #ready(task: Waiting): void {
-    const entry = entryOf(task);
+    const entry = 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null, holder: null, seq: this.#nextSeq++ };
     if (this.#isDropped(entry.message.id)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.push(entry.message.priority, entry);
@@ -390,7 +414,7 @@ export class BrokerCore {
 
   #queue(name: string): QueueState {
     let q = this.#queues.get(name);
-    if (q === undefined) this.#queues.set(name, (q = { ready: new ReadyQueue(), consumers: [], rr: 0 }));
+    if (q === undefined) this.#queues.set(name, (q = { ready: new ReadyQueue(), parked: new Map(), parkedCount: 0, consumers: [], rr: 0 }));
     return q;
   }
 
@@ -415,8 +439,9 @@ export class BrokerCore {
       const next = q.ready.shift() as { priority: number; item: Entry };
       if (this.#isDropped(next.item.message.id)) continue;
       const consumer = this.#pick(q, next.item);
-      if (consumer === null) skipped.push(next);
-      else this.#deliver(consumer, next.item);
+      if (consumer !== null) this.#deliver(consumer, next.item);
+      else if (this.#accepted(q, next.item.message.name)) skipped.push(next);
+      else this.#park(q, next.item);
     }
     for (let i = skipped.length - 1; i >= 0; i--) {
       const s = skipped[i] as { priority: number; item: Entry };
@@ -428,6 +453,38 @@ export class BrokerCore {
   #isDropped(id: string): boolean {
     if (this.#dropped.size > 0 && this.#dropped.delete(id)) return true;
     return this.#revoked.has(id);
+  }
+
+  /** Whether any consumer of the queue takes tasks of this name (full or not). */
+  #accepted(q: QueueState, name: string): boolean {
+    for (const c of q.consumers) if (c.names === null || c.names.has(name)) return true;
+    return false;
+  }
+
+  #park(q: QueueState, entry: Entry): void {
+    const name = entry.message.name;
+    const parked = q.parked.get(name);
+    if (parked === undefined) q.parked.set(name, [entry]);
+    else parked.push(entry);
+    q.parkedCount++;
+  }
+
+  /** A consumer joined: the parked tasks it takes go back to the front of the queue, in their order. */
+  #unpark(q: QueueState, consumer: ConsumerState): void {
+    if (q.parkedCount === 0) return;
+    const byPriority = new Map<number, Entry[]>();
+    for (const [name, parked] of q.parked) {
+      if (consumer.names !== null && !consumer.names.has(name)) continue;
+      q.parked.delete(name);
+      q.parkedCount -= parked.length;
+      for (const e of parked) {
+        const level = byPriority.get(e.message.priority);
+        if (level === undefined) byPriority.set(e.message.priority, [e]);
+        else level.push(e);
+      }
+    }
+    // Several names: their tasks go back oldest first by publish order within each priority.
+    for (const [priority, entries] of byPriority) q.ready.unshiftAll(priority, entries.sort((a, b) => a.seq - b.seq));
   }
 
   #hasCapacity(q: QueueState): boolean {
