@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { debuglog } from 'node:util';
 import { MemoryTransport } from '../transports/memory/memory-transport.js';
 import { systemClock, type Clock } from './clock.js';
+import { channels } from './diagnostics.js';
 import { ClosedError, ValidationError } from './errors.js';
 import { createModuleRunner } from './module-runner.js';
 import { checkOptions, rules } from './options.js';
@@ -17,7 +18,7 @@ import { defaultRng, type Rng } from './rng.js';
 import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
 import type { Transport } from './transport.js';
 import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
-import { compile, type HandleShape } from './workflow.js';
+import { compile, taskIds, type HandleShape } from './workflow.js';
 
 const log = debuglog('millwright');
 
@@ -144,6 +145,7 @@ export class App {
     if (!this.#connected) await this.#ready();
     const compiled = this.#compile(workflow);
     await this.#transport.publish(compiled.batch);
+    if (channels.sent.hasSubscribers) channels.sent.publish({ ids: taskIds(compiled.batch).map((t) => t.id) });
     return this.#handle(compiled.handle);
   }
 

@@ -3,11 +3,13 @@
  * tasks at once (inline on this event loop, module tasks on a thread pool),
  * and settles each delivery with the outcome the core decides.
  */
+import type { Channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import type { Clock, TimerHandle } from './clock.js';
-import { pack, unpack, unpackArgs } from './codec.js';
+import { pack, unpackArgs } from './codec.js';
 import { runInContext, type TaskContext } from './context.js';
+import { channels } from './diagnostics.js';
 import {
   ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
 } from './errors.js';
@@ -15,6 +17,7 @@ import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } fro
 import { RateWindow } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
+import { abortRun, InlineContext, progressOf, signalOf, signatureOf, type Run } from './task-run.js';
 import type { Consumer, Delivery, Outcome, TaskMessage, Transport } from './transport.js';
 
 const log = debuglog('millwright');
@@ -51,34 +54,6 @@ export interface StopOptions {
   readonly graceful?: boolean;
   /** ms to wait for running tasks; past it they are aborted and handed back. Default: no limit. */
   readonly timeout?: number;
-}
-
-interface Run {
-  readonly delivery: Delivery;
-  /** Made on first use (a task reading its `signal`, a module task): most tasks never need one. */
-  controller: AbortController | undefined;
-  /** Why the run was aborted (revoke, timeout, stop), once it was. */
-  abortReason: unknown;
-  /** Rejects the pending invocation at once, whatever the task function does with its signal. */
-  reject: ((reason: unknown) => void) | undefined;
-  timer: TimerHandle | undefined;
-  done: boolean;
-  revoked: boolean;
-}
-
-function signalOf(run: Run): AbortSignal {
-  if (run.controller === undefined) {
-    run.controller = new AbortController();
-    if (run.abortReason !== undefined) run.controller.abort(run.abortReason);
-  }
-  return run.controller.signal;
-}
-
-function abortRun(run: Run, reason: unknown): void {
-  if (run.abortReason !== undefined) return;
-  run.abortReason = reason;
-  run.controller?.abort(reason);
-  run.reject?.(reason);
 }
 
 export interface TaskEvent { readonly id: string; readonly name: string; readonly attempt: number }
@@ -249,7 +224,7 @@ export class Worker extends EventEmitter {
     }
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
     transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).then(undefined, this.#onError);
-    if (this.listenerCount('task:started') > 0) this.#tell('task:started', { id: message.id, name: message.name, attempt });
+    if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
       run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
@@ -294,15 +269,15 @@ export class Worker extends EventEmitter {
       const why = err instanceof ValidationError ? err.message : String(err);
       return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
-    if (this.listenerCount('task:succeeded') > 0) this.#tell('task:succeeded', { id: message.id, name: message.name, attempt, result });
+    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) this.#tell('task:succeeded', channels.succeeded, { id: message.id, name: message.name, attempt, result });
     return successOutcome(message, attempt, packed, this.#outcomeContext);
   }
 
   #failure(message: TaskMessage, attempt: number, err: unknown): Outcome {
     const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext);
     const event = { id: message.id, name: message.name, attempt, error };
-    if (retryIn === null) this.#tell('task:failed', event);
-    else this.#tell('task:retry', { ...event, delay: retryIn });
+    if (retryIn === null) this.#tell('task:failed', channels.failed, event);
+    else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
     return outcome;
   }
 
@@ -336,10 +311,14 @@ export class Worker extends EventEmitter {
     try { await work; } catch (err) { this.#report(err); }
   }
 
-  /** Emits a task event; a listener that throws is reported, and cannot leave the task unsettled. */
-  #tell(name: string, event: object): void {
+  /**
+   * Emits a task event and publishes it on its diagnostics channel; a
+   * listener or subscriber that throws is reported, and cannot leave the task unsettled.
+   */
+  #tell(name: string, channel: Channel, event: object): void {
     try {
       this.emit(name, event);
+      if (channel.hasSubscribers) channel.publish(event);
     } catch (err) {
       this.#report(err);
     }
@@ -349,55 +328,6 @@ export class Worker extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else log('worker error: %s', err instanceof Error ? err.stack : String(err));
   }
-}
-
-/** The context of an inline task. A class, so its getters live on the prototype, not on each instance. */
-class InlineContext implements TaskContext {
-  readonly id: string;
-  readonly name: string;
-  readonly attempt: number;
-  readonly retriesLeft: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly #run: Run;
-  readonly #transport: Transport;
-  #progress: ((value: unknown) => void) | undefined;
-
-  constructor(run: Run, attempt: number, transport: Transport) {
-    const message = run.delivery.message;
-    this.#run = run;
-    this.#transport = transport;
-    this.id = message.id;
-    this.name = message.name;
-    this.attempt = attempt;
-    this.retriesLeft = message.retries;
-    this.headers = message.headers ?? EMPTY_HEADERS;
-  }
-
-  /** Made on first use, and stays bound: `const { progress } = currentTask()` works. */
-  get progress(): (value: unknown) => void {
-    return (this.#progress ??= progressOf(this.#transport, this.#run));
-  }
-
-  get signal(): AbortSignal {
-    return signalOf(this.#run);
-  }
-
-  get signature(): Readonly<Record<string, unknown>> {
-    return signatureOf(this.#run.delivery.message);
-  }
-}
-
-const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
-
-function progressOf(transport: Transport, run: Run): (value: unknown) => void {
-  const { tag, message } = run.delivery;
-  return (value) => transport.progress(tag, message.id, pack(value, 'progress'));
-}
-
-/** The signature as plain data, args unpacked (what `currentTask().signature` shows). */
-function signatureOf(message: TaskMessage): Readonly<Record<string, unknown>> {
-  const { args, onSuccess: _next, chord: _chord, attempt: _attempt, ...rest } = message;
-  return { ...rest, args: unpack(args) };
 }
 
 function raceTimer(work: Promise<void>, clock: Clock, ms: number): Promise<void> {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { App, ClosedError, currentTask, FakeClock, MemoryTransport, NotRegisteredError, signature, TaskFailedError } from '../../src/index.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { App, ClosedError, currentTask, FakeClock, MemoryTransport, NotRegisteredError, PermanentError, signature, TaskFailedError } from '../../src/index.js';
 
 const apps: App[] = [];
 afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
@@ -182,5 +183,40 @@ describe('rate limit', () => {
     await clock.advance(2_500);
     await Promise.all(rs.map((r) => r.get()));
     expect(starts).toEqual([0, 0, 1000, 1000, 2000]);
+  });
+});
+
+describe('diagnostics channels', () => {
+  it('publishes sends and task lifecycle on millwright:* channels while subscribed', async () => {
+    const clock = new FakeClock(1_000);
+    const app = newApp({ clock });
+    let calls = 0;
+    const flaky = app.task('flaky', (x: number) => { if (++calls === 1) throw new Error('first'); return x * 2; }, { retries: 1, backoff: { type: 'fixed', delay: 10 } });
+    const doomed = app.task('doomed', () => { throw new PermanentError('no'); });
+    const seen: Array<[string, Record<string, unknown>]> = [];
+    const names = ['millwright:app:sent', 'millwright:task:started', 'millwright:task:succeeded', 'millwright:task:failed', 'millwright:task:retry'];
+    const listeners = names.map((name) => {
+      const fn = (message: unknown): void => { seen.push([name.split(':').slice(1).join(':'), message as Record<string, unknown>]); };
+      subscribe(name, fn);
+      return () => unsubscribe(name, fn);
+    });
+    try {
+      await app.worker().start();
+      const r = await app.send(flaky.s(21));
+      const d = await app.send(doomed.s());
+      await clock.advance(10);
+      expect(await r.get()).toBe(42);
+      await expect(d.get()).rejects.toThrow('no');
+    } finally {
+      for (const off of listeners) off();
+    }
+    const about = (id: string): string[] => seen.filter(([, m]) => m['id'] === id).map(([e, m]) => `${e}#${String(m['attempt'])}`);
+    const sent = seen.filter(([e]) => e === 'app:sent').map(([, m]) => m['ids']);
+    expect(sent).toHaveLength(2);
+    const [flakyId, doomedId] = sent.map((ids) => (ids as string[])[0] as string) as [string, string];
+    expect(about(flakyId)).toEqual(['task:started#1', 'task:retry#1', 'task:started#2', 'task:succeeded#2']);
+    expect(about(doomedId)).toEqual(['task:started#1', 'task:failed#1']);
+    expect(seen.find(([e, m]) => e === 'task:succeeded' && m['id'] === flakyId)?.[1]['result']).toBe(42);
+    expect(seen.find(([e]) => e === 'task:retry')?.[1]['delay']).toBe(10);
   });
 });
