@@ -47,6 +47,13 @@ export function rawFrame(type: number, id: number, json: string): Buffer {
   return Buffer.concat(out.take());
 }
 
+/** Bytes of one well-formed message frame. */
+export function messageFrame(msg: ClientMessage): Buffer {
+  const out = new Outbox();
+  writeMessage(out, msg);
+  return Buffer.concat(out.take());
+}
+
 export function helloFrame(token: string | null = null): Buffer {
   const out = new Outbox();
   writeMessage(out, { t: 'hello', v: PROTOCOL_VERSION, token });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pack } from '../../src/codec.js';
 import { seededRng } from '../../src/rng.js';
 import { BrokerServer, TcpTransport } from '../../transports/tcp/index.js';
-import { brokerServes, helloFrame, rawClient, rawFrame, taskMessage } from './tcp-helpers.js';
+import { brokerServes, helloFrame, messageFrame, rawClient, rawFrame, taskMessage } from './tcp-helpers.js';
 
 const TOKEN = 's3cret-token';
 
@@ -48,7 +48,7 @@ describe('broker against bad input (raw sockets)', () => {
 
   it('a frame whose body is not JSON is refused after the handshake too', async () => {
     const c = await rawClient(port);
-    c.socket.write(Buffer.concat([helloFrame(TOKEN), rawFrame(2, 1, '{"tasks": [')]));
+    c.socket.write(Buffer.concat([helloFrame(TOKEN), rawFrame(3, 1, '{"c": 1, "queues": [')]));
     await c.next((f) => f.t === 'welcome');
     const err = await errorOf(c);
     expect(err).toEqual({ code: 'ERR_PROTOCOL', message: 'Malformed frame: the JSON body does not parse' });
@@ -127,9 +127,10 @@ describe('broker against bad input (raw sockets)', () => {
     const rng = seededRng(7);
     const valid = Buffer.concat([
       helloFrame(TOKEN),
-      rawFrame(2, 1, JSON.stringify({ tasks: [taskMessage('fuzz')], chords: [] })),
+      messageFrame({ t: 'publish', id: 1, batch: { tasks: [taskMessage('fuzz')], chords: [] } }),
       rawFrame(3, 2, JSON.stringify({ c: 1, queues: ['fuzz'], prefetch: 2, names: null })),
-      rawFrame(5, 3, JSON.stringify({ tag: 1, mid: 'x', outcome: { records: [], publish: null, retry: null, chord: null } })),
+      messageFrame({ t: 'setState', id: 3, record: { id: 'x', name: 't', state: 'STARTED', attempts: 1, createdAt: 1, updatedAt: 2 } }),
+      messageFrame({ t: 'settle', id: 4, tag: 1, mid: 'x', outcome: { records: [{ id: 'x', name: 't', state: 'SUCCESS', result: '1', attempts: 1, createdAt: 1, updatedAt: 2 }], publish: null, retry: null, chord: null } }),
       rawFrame(10, 0, JSON.stringify({ ids: ['a'] })),
       rawFrame(13, 0, JSON.stringify({ tags: [1] })),
     ]);

@@ -56,3 +56,22 @@ describe('client request window and send timeout', () => {
     expect(ids(r)).toEqual([]);
   });
 });
+
+describe('cumulative ok', () => {
+  it('an ok for request n answers every sent request up to n, and no later one', async () => {
+    const r = new Requests(new FakeClock(), 1_000, 10);
+    const done: number[] = [];
+    const all = [1, 2, 3, 4].map((n) => r.add(getState(String(n))).then(() => { done.push(n); }));
+    r.connected();
+    expect(ids(r)).toEqual([1, 2, 3, 4]);
+    r.settleThrough(3);
+    await Promise.all(all.slice(0, 3));
+    expect(done).toEqual([1, 2, 3]);
+    expect(r.inFlight).toBe(1);
+    r.settleThrough(0);
+    expect(r.inFlight).toBe(1);
+    r.settle(4, null);
+    await all[3];
+    expect(done).toEqual([1, 2, 3, 4]);
+  });
+});

@@ -309,7 +309,7 @@ export class TcpTransport implements Transport {
 
   #onMessage(msg: ServerMessage): void {
     switch (msg.t) {
-      case 'ok': this.#requests.settle(msg.id, null); break;
+      case 'ok': this.#requests.settleThrough(msg.id); break;
       case 'result': this.#requests.settle(msg.id, null, msg.record); break;
       case 'statsResult': this.#requests.settle(msg.id, null, { queues: msg.queues, connections: msg.connections }); break;
       case 'error': {

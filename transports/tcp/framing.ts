@@ -102,6 +102,8 @@ export class Outbox {
   #pos = 0;
   #pieces: Buffer[] = [];
   #bytes = 0;
+  /** Slab offset of the last frame's payload while it is not taken yet, else -1. */
+  #last = -1;
 
   /** Bytes written and not yet taken. */
   get bytes(): number {
@@ -122,9 +124,20 @@ export class Outbox {
     return { buf: this.#slab, offset: this.#pos + HEADER_BYTES };
   }
 
+  /**
+   * The last frame written, while it can still be changed in place (it was
+   * not taken): its payload offset in {@link slab} and its payload length.
+   * `offset` is -1 when there is none.
+   */
+  last(): { readonly slab: Buffer; readonly offset: number; readonly length: number } {
+    const at = this.#last;
+    return { slab: this.#slab, offset: at, length: at < 0 ? 0 : this.#slab.readUInt32BE(at - HEADER_BYTES) };
+  }
+
   /** Finishes the frame reserved last: writes its length prefix. */
   commit(payloadBytes: number): void {
     this.#slab.writeUInt32BE(payloadBytes, this.#pos);
+    this.#last = this.#pos + HEADER_BYTES;
     this.#pos += HEADER_BYTES + payloadBytes;
     this.#bytes += HEADER_BYTES + payloadBytes;
   }
@@ -139,6 +152,7 @@ export class Outbox {
   }
 
   #retire(): void {
+    this.#last = -1;
     if (this.#pos > this.#start) this.#pieces.push(this.#slab.subarray(this.#start, this.#pos));
     this.#start = this.#pos;
   }

@@ -1,28 +1,27 @@
 /**
- * The millwright wire protocol, version 1 (docs/protocol.md). A frame's
- * payload is a fixed header, a JSON body and raw binary attachments:
+ * The millwright wire protocol, version 2 (docs/protocol.md). A frame's
+ * payload is a fixed header, a body and raw binary attachments:
  *
  *   offset 0  u8      type        (MsgType)
  *          1  u32 BE  id          request id (0 when the message is not a request or reply)
  *          5  u16 BE  nbins       number of binary attachments
  *          7  u32 BE  × nbins     byte length of each attachment
- *          …  UTF-8   JSON body   (may be empty), up to the attachments
+ *          …  body    (may be empty), up to the attachments: UTF-8 JSON, or for
+ *                     the hot types (BINARY_TYPES) the binary layout of binary.ts
  *          …  bytes   attachments, concatenated, in order
  *
  * Decoding checks every field with the narrowing readers of wire-values.ts
- * and throws ProtocolError on anything unexpected.
+ * and binary.ts and throws ProtocolError on anything unexpected.
  */
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ConsumeSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
+import { BodyReader, BodyWriter } from './binary.js';
 import type { Outbox } from './framing.js';
-import {
-  arr, bad, batchHasBinary, int, ints, isBinary, obj, outcomeHasBinary, readBatch, readEvent, readOutcome, readPacked,
-  readRecord, readTask, str, strings, stringifyWithBins, taskHasBinary,
-} from './wire-values.js';
+import { arr, bad, int, ints, isBinary, obj, readPacked, str, strings, stringifyWithBins } from './wire-values.js';
 
 /** Protocol version spoken by this implementation. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Bytes of the fixed payload header. */
 export const PAYLOAD_HEADER_BYTES = 7;
 
@@ -65,8 +64,61 @@ export type ServerMessage =
 
 export type AnyMessage = ClientMessage | ServerMessage;
 
-/** Writes one message as a frame into `out`. */
+/** Types whose body is binary (binary.ts) rather than JSON. */
+export const BINARY_TYPES: ReadonlySet<number> = new Set([MsgType.publish, MsgType.settle, MsgType.setState, MsgType.result, MsgType.deliver, MsgType.event]);
+
+const writer = new BodyWriter();
+
+/**
+ * Writes one message as a frame into `out`. An `ok` right after another `ok`
+ * still in `out` replaces it (its id becomes the larger one): an `ok` answers
+ * every earlier request too, since replies come in request order.
+ */
 export function writeMessage(out: Outbox, msg: AnyMessage): void {
+  switch (msg.t) {
+    case 'ok': return writeOk(out, msg.id);
+    case 'publish': writer.reset(); writer.batch(msg.batch); return writeBinary(out, MsgType.publish, msg.id);
+    case 'settle': writer.reset(); writer.num(msg.tag); writer.str(msg.mid); writer.outcome(msg.outcome); return writeBinary(out, MsgType.settle, msg.id);
+    case 'setState': writer.reset(); writer.record(msg.record); return writeBinary(out, MsgType.setState, msg.id);
+    case 'result':
+      writer.reset(); writer.u8(msg.record === null ? 0 : 1);
+      if (msg.record !== null) writer.record(msg.record);
+      return writeBinary(out, MsgType.result, msg.id);
+    case 'deliver':
+      writer.reset(); writer.num(msg.c); writer.num(msg.tag); writer.u8(msg.redelivered ? 1 : 0); writer.task(msg.message);
+      return writeBinary(out, MsgType.deliver, 0);
+    case 'event': writer.reset(); writer.event(msg.event); return writeBinary(out, MsgType.event, 0);
+    default: return writeJson(out, msg);
+  }
+}
+
+function writeOk(out: Outbox, id: number): void {
+  const last = out.last();
+  const at = last.offset;
+  if (at >= 0 && last.length === PAYLOAD_HEADER_BYTES && last.slab[at] === MsgType.ok && last.slab.readUInt32BE(at + 1) <= id) {
+    last.slab.writeUInt32BE(id, at + 1);
+    return;
+  }
+  writeFrame(out, MsgType.ok, id, '', []);
+}
+
+function writeBinary(out: Outbox, type: number, id: number): void {
+  const bins = writer.bins;
+  let binBytes = 0;
+  for (const b of bins) binBytes += b.byteLength;
+  const head = PAYLOAD_HEADER_BYTES + 4 * bins.length;
+  const { buf, offset } = out.reserve(head + writer.p + binBytes);
+  buf[offset] = type;
+  buf.writeUInt32BE(id >>> 0, offset + 1);
+  buf.writeUInt16BE(bins.length, offset + 5);
+  let p = offset + PAYLOAD_HEADER_BYTES;
+  for (const b of bins) { buf.writeUInt32BE(b.byteLength, p); p += 4; }
+  p += writer.buf.copy(buf, p, 0, writer.p);
+  for (const b of bins) { buf.set(b, p); p += b.byteLength; }
+  out.commit(p - offset);
+}
+
+function writeJson(out: Outbox, msg: AnyMessage): void {
   const bins: Uint8Array[] = [];
   const [body, binary] = bodyOf(msg);
   const json = body === undefined ? '' : stringifyWithBins(body, binary, bins);
@@ -89,27 +141,23 @@ export function writeFrame(out: Outbox, type: number, id: number, json: string, 
   out.commit(p - offset);
 }
 
+/** The JSON body of the messages that are not binary. */
 function bodyOf(msg: AnyMessage): [unknown, boolean] {
   switch (msg.t) {
     case 'hello': return [msg.token === null ? { v: msg.v } : { v: msg.v, token: msg.token }, false];
-    case 'publish': return [msg.batch, batchHasBinary(msg.batch)];
     case 'consume': return [{ c: msg.c, queues: msg.spec.queues, prefetch: msg.spec.prefetch, names: msg.spec.names }, false];
     case 'cancel': return [{ c: msg.c }, false];
-    case 'settle': return [{ tag: msg.tag, mid: msg.mid, outcome: msg.outcome }, outcomeHasBinary(msg.outcome)];
     case 'release': return [{ tag: msg.tag, mid: msg.mid, delay: msg.delay }, false];
-    case 'setState': return [msg.record, isBinary(msg.record.result)];
     case 'getState': case 'revoke': return [{ sid: msg.sid }, false];
-    case 'stats': case 'ok': return [undefined, false];
+    case 'stats': return [undefined, false];
     case 'watch': case 'unwatch': return [{ ids: msg.ids }, false];
     case 'progress': return [{ tag: msg.tag, mid: msg.mid, value: msg.value }, isBinary(msg.value)];
     case 'heartbeat': return [{ tags: msg.tags }, false];
     case 'welcome': return [{ v: msg.v, visibilityTimeout: msg.visibilityTimeout, heartbeat: msg.heartbeat }, false];
-    case 'result': return [{ record: msg.record }, msg.record !== null && isBinary(msg.record.result)];
     case 'statsResult': return [{ queues: msg.queues, connections: msg.connections }, false];
     case 'error': return [{ code: msg.code, message: msg.message }, false];
-    case 'deliver': return [{ c: msg.c, tag: msg.tag, r: msg.redelivered, m: msg.message }, taskHasBinary(msg.message)];
     case 'revoked': return [{ c: msg.c, sid: msg.sid }, false];
-    case 'event': return [msg.event, msg.event.type === 'progress' ? isBinary(msg.event.value) : isBinary(msg.event.record.result)];
+    default: throw new Error(`${msg.t} has a binary body`);
   }
 }
 
@@ -121,32 +169,54 @@ export interface RawMessage {
   readonly bins: readonly Uint8Array[];
 }
 
-/** Splits a payload into header, parsed JSON body and attachments. */
-export function splitPayload(payload: Uint8Array): RawMessage {
+/** A payload split into header, body bytes (`buf[start..end)`) and attachments. */
+export interface FrameParts {
+  readonly type: number;
+  readonly id: number;
+  readonly buf: Buffer;
+  readonly start: number;
+  readonly end: number;
+  readonly bins: readonly Uint8Array[];
+}
+
+const NO_BINS: readonly Uint8Array[] = [];
+
+/** Splits a payload into its header fields, the body's byte range and the attachments. */
+export function splitFrame(payload: Uint8Array): FrameParts {
   if (payload.length < PAYLOAD_HEADER_BYTES) throw new ProtocolError(`Malformed frame: payload of ${payload.length} bytes is shorter than the ${PAYLOAD_HEADER_BYTES}-byte message header`);
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const type = buf[0] as number;
   const id = buf.readUInt32BE(1);
   const nbins = buf.readUInt16BE(5);
-  let p = PAYLOAD_HEADER_BYTES + 4 * nbins;
-  if (p > buf.length) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${buf.length}-byte payload`);
+  const start = PAYLOAD_HEADER_BYTES + 4 * nbins;
+  if (start > buf.length) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${buf.length}-byte payload`);
+  if (nbins === 0) return { type, id, buf, start, end: buf.length, bins: NO_BINS };
   let binBytes = 0;
   for (let i = 0; i < nbins; i++) binBytes += buf.readUInt32BE(PAYLOAD_HEADER_BYTES + 4 * i);
-  const jsonEnd = buf.length - binBytes;
-  if (jsonEnd < p) throw new ProtocolError('Malformed frame: attachment lengths exceed the payload');
-  let body: unknown;
-  if (jsonEnd > p) {
-    try { body = JSON.parse(buf.toString('utf8', p, jsonEnd)); } catch { throw new ProtocolError('Malformed frame: the JSON body does not parse'); }
-  }
+  const end = buf.length - binBytes;
+  if (end < start) throw new ProtocolError('Malformed frame: attachment lengths exceed the payload');
   const bins: Uint8Array[] = [];
-  p = jsonEnd;
+  let p = end;
   for (let i = 0; i < nbins; i++) {
     const len = buf.readUInt32BE(PAYLOAD_HEADER_BYTES + 4 * i);
     bins.push(buf.subarray(p, p + len));
     p += len;
   }
-  return { type, id, body, bins };
+  return { type, id, buf, start, end, bins };
 }
+
+function parseJson(f: FrameParts): unknown {
+  if (f.end === f.start) return undefined;
+  try { return JSON.parse(f.buf.toString('utf8', f.start, f.end)); } catch { throw new ProtocolError('Malformed frame: the JSON body does not parse'); }
+}
+
+/** Splits a payload into header, parsed JSON body and attachments (JSON-bodied frames: the journal's). */
+export function splitPayload(payload: Uint8Array): RawMessage {
+  const f = splitFrame(payload);
+  return { type: f.type, id: f.id, body: parseJson(f), bins: f.bins };
+}
+
+const readerOf = (f: FrameParts): BodyReader => new BodyReader(f.buf, f.start, f.end, f.bins);
 
 const CLIENT_NAMES = new Map<number, ClientMessage['t']>([
   [1, 'hello'], [2, 'publish'], [3, 'consume'], [4, 'cancel'], [5, 'settle'], [6, 'release'], [7, 'setState'], [8, 'getState'],
@@ -155,18 +225,29 @@ const CLIENT_NAMES = new Map<number, ClientMessage['t']>([
 
 /** Decodes and narrows a client -> server payload. */
 export function decodeClientMessage(payload: Uint8Array): ClientMessage {
-  const { type, id, body, bins } = splitPayload(payload);
+  const f = splitFrame(payload);
+  const { type, id, bins } = f;
   const t = CLIENT_NAMES.get(type);
   if (t === undefined) throw new ProtocolError(`Unknown message type ${type}: this broker speaks protocol version ${PROTOCOL_VERSION} (see docs/protocol.md)`);
   if (t === 'stats') return { t, id };
-  const o = obj(body, t);
+  switch (t) {
+    case 'publish': { const r = readerOf(f); const batch = r.batch(t); r.done(t); return { t, id, batch }; }
+    case 'settle': {
+      const r = readerOf(f);
+      const tag = r.int(t, 'tag'); const mid = r.str(`${t}.mid`); const outcome = r.outcome('settle.outcome');
+      r.done(t);
+      return { t, id, tag, mid, outcome };
+    }
+    case 'setState': { const r = readerOf(f); const record = r.record(t); r.done(t); return { t, id, record }; }
+    default: break;
+  }
+  const o = obj(parseJson(f), t);
   switch (t) {
     case 'hello': {
       const token = o['token'];
       if (token !== undefined && typeof token !== 'string') throw bad('hello.token', 'must be a string');
       return { t, v: int(o, 'v', t), token: token ?? null };
     }
-    case 'publish': return { t, id, batch: readBatch(o, bins, t) };
     case 'consume': {
       const prefetch = int(o, 'prefetch', t);
       if (prefetch < 1) throw bad('consume.prefetch', 'must be >= 1');
@@ -174,9 +255,7 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
       return { t, id, c: int(o, 'c', t), spec: { queues: strings(o['queues'], 'consume.queues'), prefetch, names } };
     }
     case 'cancel': return { t, id, c: int(o, 'c', t) };
-    case 'settle': return { t, id, tag: int(o, 'tag', t), mid: str(o, 'mid', t), outcome: readOutcome(o['outcome'], bins, 'settle.outcome') };
     case 'release': return { t, id, tag: int(o, 'tag', t), mid: str(o, 'mid', t), delay: Math.max(0, int(o, 'delay', t)) };
-    case 'setState': return { t, id, record: readRecord(o, bins, t) };
     case 'getState': case 'revoke': return { t, id, sid: str(o, 'sid', t) };
     case 'watch': case 'unwatch': return { t, ids: strings(o['ids'], `${t}.ids`) };
     case 'progress': return { t, tag: int(o, 'tag', t), mid: str(o, 'mid', t), value: readPacked(o['value'], bins, 'progress.value') };
@@ -186,12 +265,30 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
 
 /** Decodes and narrows a server -> client payload. */
 export function decodeServerMessage(payload: Uint8Array): ServerMessage {
-  const { type, id, body, bins } = splitPayload(payload);
-  if (type === MsgType.ok) return { t: 'ok', id };
-  const o = obj(body, `message type ${type}`);
+  const f = splitFrame(payload);
+  const { type, id } = f;
+  switch (type) {
+    case MsgType.ok: return { t: 'ok', id };
+    case MsgType.deliver: {
+      const r = readerOf(f);
+      const c = r.int('deliver', 'c'); const tag = r.int('deliver', 'tag'); const flag = r.u8('deliver.r');
+      if (flag > 1) throw bad('deliver.r', 'must be 0 or 1');
+      const message = r.task('deliver.m');
+      r.done('deliver');
+      return { t: 'deliver', c, tag, redelivered: flag === 1, message };
+    }
+    case MsgType.event: { const r = readerOf(f); const event = r.event('event'); r.done('event'); return { t: 'event', event }; }
+    case MsgType.result: {
+      const r = readerOf(f);
+      const record = r.u8('result') === 0 ? null : r.record('result.record');
+      r.done('result');
+      return { t: 'result', id, record };
+    }
+    default: break;
+  }
+  const o = obj(parseJson(f), `message type ${type}`);
   switch (type) {
     case MsgType.welcome: return { t: 'welcome', v: int(o, 'v', 'welcome'), visibilityTimeout: int(o, 'visibilityTimeout', 'welcome'), heartbeat: int(o, 'heartbeat', 'welcome') };
-    case MsgType.result: return { t: 'result', id, record: o['record'] === null ? null : readRecord(o['record'], bins, 'result.record') };
     case MsgType.statsResult: return {
       t: 'statsResult', id, connections: int(o, 'connections', 'stats'),
       queues: arr(o['queues'], 'stats.queues').map((q, i) => {
@@ -201,13 +298,7 @@ export function decodeServerMessage(payload: Uint8Array): ServerMessage {
       }),
     };
     case MsgType.error: return { t: 'error', id, code: str(o, 'code', 'error'), message: str(o, 'message', 'error') };
-    case MsgType.deliver: {
-      const r = o['r'];
-      if (typeof r !== 'boolean') throw bad('deliver.r', 'must be a boolean');
-      return { t: 'deliver', c: int(o, 'c', 'deliver'), tag: int(o, 'tag', 'deliver'), redelivered: r, message: readTask(o['m'], bins, 'deliver.m') };
-    }
     case MsgType.revoked: return { t: 'revoked', c: int(o, 'c', 'revoked'), sid: str(o, 'sid', 'revoked') };
-    case MsgType.event: return { t: 'event', event: readEvent(o, bins, 'event') };
     default: throw new ProtocolError(`Unknown message type ${type} from the broker: upgrade millwright on this client`);
   }
 }

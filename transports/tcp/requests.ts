@@ -68,6 +68,19 @@ export class Requests {
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) { this.#waiting = this.#waiting.slice(this.#head); this.#head = 0; }
   }
 
+  /**
+   * An `ok` for request `id` arrived: it answers every sent request up to
+   * `id` (replies come in request order, and the broker merges consecutive
+   * oks). Requests are sent in id order, so `#sent` iterates in id order.
+   */
+  settleThrough(id: number): void {
+    for (const [rid, r] of this.#sent) {
+      if (rid > id) break;
+      this.#sent.delete(rid);
+      r.resolve(undefined);
+    }
+  }
+
   /** The reply to request `id` arrived. */
   settle(id: number, err: Error | null, value?: unknown): boolean {
     const r = this.#sent.get(id);

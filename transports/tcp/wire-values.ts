@@ -10,7 +10,7 @@
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError, type ErrorInfo } from '../../src/errors.js';
 import type {
-  Backoff, Batch, ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent,
+  Backoff, Batch, ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage,
 } from '../../src/transport.js';
 
 type Obj = Record<string, unknown>;
@@ -131,6 +131,31 @@ export function readTask(v: unknown, bins: readonly Uint8Array[], path: string, 
   return (onlyKnown(o, TASK_KEYS) ? o : pick(o, TASK_KEYS)) as unknown as TaskMessage;
 }
 
+/** The optional fields of a task, in the order they are copied. */
+export const TASK_EXTRA_KEYS = ['backoff', 'timeout', 'expires', 'immutable', 'headers', 'onSuccess', 'onError', 'chord'] as const;
+
+/**
+ * Adds the optional fields found in `extras` (a parsed JSON object, from a
+ * binary task body) to the fresh task `m`, each narrowed; unknown keys are
+ * dropped.
+ */
+export function readTaskExtras(m: Obj, extras: unknown, bins: readonly Uint8Array[], path: string, depth: number): TaskMessage {
+  const o = obj(extras, `${path}.extras`);
+  if (o['backoff'] !== undefined) m['backoff'] = readBackoff(o['backoff'], `${path}.backoff`);
+  if (o['timeout'] !== undefined) m['timeout'] = num(o, 'timeout', path);
+  if (o['expires'] !== undefined) m['expires'] = num(o, 'expires', path);
+  if (o['immutable'] !== undefined) {
+    if (typeof o['immutable'] !== 'boolean') throw bad(`${path}.immutable`, 'must be a boolean');
+    m['immutable'] = o['immutable'];
+  }
+  if (o['headers'] !== undefined) m['headers'] = readHeaders(o['headers'], `${path}.headers`);
+  if (depth > 64) throw bad(path, 'nests workflows deeper than 64 levels');
+  if (o['onSuccess'] !== undefined) m['onSuccess'] = readBatch(o['onSuccess'], bins, `${path}.onSuccess`, depth + 1);
+  if (o['onError'] !== undefined) m['onError'] = arr(o['onError'], `${path}.onError`).map((t, i) => readTask(t, bins, `${path}.onError[${i}]`, depth + 1));
+  if (o['chord'] !== undefined) m['chord'] = readChordRef(o['chord'], `${path}.chord`);
+  return m as unknown as TaskMessage;
+}
+
 function onlyKnown(o: Obj, keys: ReadonlySet<string>): boolean {
   for (const k in o) if (!keys.has(k)) return false;
   return true;
@@ -145,6 +170,11 @@ function pick(o: Obj, keys: ReadonlySet<string>): Obj {
 function readChordSpec(v: unknown, bins: readonly Uint8Array[], path: string, depth: number): ChordSpec {
   const o = obj(v, path);
   return { id: str(o, 'id', path), count: int(o, 'count', path), callback: readBatch(o['callback'], bins, `${path}.callback`, depth + 1) };
+}
+
+/** A JSON array of chord specs (the `chords` of a binary batch). */
+export function readChordSpecs(v: unknown, bins: readonly Uint8Array[], path: string, depth = 0): ChordSpec[] {
+  return arr(v, path).map((c, i) => readChordSpec(c, bins, `${path}[${i}]`, depth));
 }
 
 export function readBatch(v: unknown, bins: readonly Uint8Array[], path: string, depth = 0): Batch {
@@ -190,14 +220,6 @@ export function readOutcome(v: unknown, bins: readonly Uint8Array[], path: strin
     retry: o['retry'] === null || o['retry'] === undefined ? null : readTask(o['retry'], bins, `${path}.retry`),
     chord,
   };
-}
-
-export function readEvent(v: unknown, bins: readonly Uint8Array[], path: string): WatchEvent {
-  const o = obj(v, path);
-  const type = str(o, 'type', path);
-  if (type === 'state') return { type, record: readRecord(o['record'], bins, `${path}.record`) };
-  if (type === 'progress') return { type, id: str(o, 'id', path), value: readPacked(o['value'], bins, `${path}.value`) };
-  throw bad(`${path}.type`, 'must be "state" or "progress"');
 }
 
 /**

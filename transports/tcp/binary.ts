@@ -1,0 +1,294 @@
+/**
+ * The compact binary bodies of the hot messages (protocol version 2): publish,
+ * settle, setState, deliver, result and event. Each task costs these frames
+ * on its way, so they skip JSON: fixed fields are raw numbers, strings are
+ * length-prefixed UTF-8 and a packed value's JSON text is copied as bytes,
+ * never escaped into an outer JSON string. Rare, nested fields (backoff,
+ * headers, workflow links, error details) travel as a JSON text inside the
+ * binary body and are narrowed by the readers of wire-values.ts.
+ *
+ *   str     u32 byteLength, UTF-8 bytes
+ *   num     f64 (IEEE 754); an integer field must hold a safe integer
+ *   packed  u8 0, str text                      plain JSON text ("" = undefined)
+ *         | u8 1, str json, u16 n, u16 × n      JSON text + indexes of the frame's attachments
+ *   task    str id, str name, str queue, packed args, num priority, num eta, num retries,
+ *           num attempt, num createdAt, str extras (JSON object of the optional fields; "" = none)
+ *   batch   u32 n, task × n, str chords (JSON array of chord specs; "" = none)
+ *   record  str id, str name, u8 state, num attempts, num createdAt, num updatedAt,
+ *           u8 flags (1 result, 2 error, 4 expiresAt), [packed result], [str error JSON], [num expiresAt]
+ *
+ * docs/protocol.md section 3 is the reference for other implementations.
+ * Every read is bounds-checked; anything off is a ProtocolError naming the field.
+ */
+import type { Packed } from '../../src/codec.js';
+import type { ChordRef, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent, Batch } from '../../src/transport.js';
+import { bad, readChordSpecs, readErrorInfo, readTaskExtras, stringifyWithBins, TASK_EXTRA_KEYS } from './wire-values.js';
+
+/** Task states in their wire order (u8). */
+export const STATE_CODES: readonly TaskState[] = ['PENDING', 'RECEIVED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
+const STATE_INDEX = new Map<string, number>(STATE_CODES.map((s, i) => [s, i]));
+
+/**
+ * Appends a binary body to a reusable scratch buffer, collecting binary
+ * attachments in `bins`. One writer per module: encoding is synchronous.
+ */
+export class BodyWriter {
+  buf: Buffer = Buffer.allocUnsafe(4096);
+  p = 0;
+  bins: Uint8Array[] = [];
+
+  reset(): void {
+    this.p = 0;
+    this.bins = [];
+  }
+
+  #room(n: number): void {
+    if (this.p + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.p + n));
+    this.buf.copy(next, 0, 0, this.p);
+    this.buf = next;
+  }
+
+  u8(v: number): void {
+    this.#room(1);
+    this.buf[this.p++] = v;
+  }
+
+  u16(v: number): void {
+    this.#room(2);
+    this.buf.writeUInt16BE(v, this.p);
+    this.p += 2;
+  }
+
+  u32(v: number): void {
+    this.#room(4);
+    this.buf.writeUInt32BE(v, this.p);
+    this.p += 4;
+  }
+
+  num(v: number): void {
+    this.#room(8);
+    this.buf.writeDoubleBE(v, this.p);
+    this.p += 8;
+  }
+
+  str(s: string): void {
+    this.#room(4 + 3 * s.length);
+    const n = s.length === 0 ? 0 : this.buf.write(s, this.p + 4, 'utf8');
+    this.buf.writeUInt32BE(n, this.p);
+    this.p += 4 + n;
+  }
+
+  packed(v: Packed): void {
+    if (typeof v === 'string') { this.u8(0); this.str(v); return; }
+    this.u8(1);
+    this.str(v.json);
+    this.u16(v.bins.length);
+    for (const b of v.bins) { this.u16(this.bins.length); this.bins.push(b); }
+  }
+
+  task(m: TaskMessage): void {
+    this.str(m.id); this.str(m.name); this.str(m.queue); this.packed(m.args);
+    this.num(m.priority); this.num(m.eta); this.num(m.retries); this.num(m.attempt); this.num(m.createdAt);
+    this.str(taskExtras(m, this.bins));
+  }
+
+  batch(b: Batch): void {
+    this.u32(b.tasks.length);
+    for (const t of b.tasks) this.task(t);
+    this.str(b.chords.length === 0 ? '' : stringifyWithBins(b.chords, true, this.bins));
+  }
+
+  record(r: StateRecord): void {
+    this.str(r.id); this.str(r.name);
+    this.u8(STATE_INDEX.get(r.state) ?? 255);
+    this.num(r.attempts); this.num(r.createdAt); this.num(r.updatedAt);
+    this.u8((r.result !== undefined ? 1 : 0) | (r.error !== undefined ? 2 : 0) | (r.expiresAt !== undefined ? 4 : 0));
+    if (r.result !== undefined) this.packed(r.result);
+    if (r.error !== undefined) this.str(JSON.stringify(r.error));
+    if (r.expiresAt !== undefined) this.num(r.expiresAt);
+  }
+
+  chordRef(c: ChordRef): void {
+    this.str(c.id); this.num(c.index); this.u32(c.tail.length);
+    for (const t of c.tail) this.str(t);
+  }
+
+  outcome(o: Outcome): void {
+    this.u32(o.records.length);
+    for (const r of o.records) this.record(r);
+    this.u8((o.publish !== null ? 1 : 0) | (o.retry !== null ? 2 : 0) | (o.chord !== null ? 4 : 0));
+    if (o.publish !== null) this.batch(o.publish);
+    if (o.retry !== null) this.task(o.retry);
+    if (o.chord !== null) {
+      this.chordRef(o.chord.ref);
+      this.u8(o.chord.result === null ? 0 : 1);
+      if (o.chord.result !== null) this.packed(o.chord.result);
+    }
+  }
+
+  event(e: WatchEvent): void {
+    if (e.type === 'state') { this.u8(0); this.record(e.record); return; }
+    this.u8(1); this.str(e.id); this.packed(e.value);
+  }
+}
+
+/** The optional fields of a task as one JSON object text, or "" when it has none (the common case). */
+function taskExtras(m: TaskMessage, bins: Uint8Array[]): string {
+  if (m.backoff === undefined && m.timeout === undefined && m.expires === undefined && m.immutable === undefined
+    && m.headers === undefined && m.onSuccess === undefined && m.onError === undefined && m.chord === undefined) return '';
+  const o: Record<string, unknown> = {};
+  for (const k of TASK_EXTRA_KEYS) { const v = (m as unknown as Record<string, unknown>)[k]; if (v !== undefined) o[k] = v; }
+  return stringifyWithBins(o, true, bins);
+}
+
+/** Bounds-checked reader over a binary body; errors name the field's path. */
+export class BodyReader {
+  readonly #buf: Buffer;
+  readonly bins: readonly Uint8Array[];
+  #p: number;
+  readonly #end: number;
+
+  constructor(buf: Buffer, start: number, end: number, bins: readonly Uint8Array[]) {
+    this.#buf = buf;
+    this.#p = start;
+    this.#end = end;
+    this.bins = bins;
+  }
+
+  #need(n: number, path: string): number {
+    const at = this.#p;
+    if (this.#end - at < n) throw bad(path, 'runs past the end of the frame');
+    this.#p = at + n;
+    return at;
+  }
+
+  /** The body was consumed exactly. */
+  done(what: string): void {
+    if (this.#p !== this.#end) throw bad(what, `has ${this.#end - this.#p} bytes left over after its last field`);
+  }
+
+  u8(path: string): number {
+    return this.#buf[this.#need(1, path)] as number;
+  }
+
+  u16(path: string): number {
+    return this.#buf.readUInt16BE(this.#need(2, path));
+  }
+
+  u32(path: string): number {
+    return this.#buf.readUInt32BE(this.#need(4, path));
+  }
+
+  num(path: string, field: string): number {
+    const v = this.#buf.readDoubleBE(this.#need(8, path));
+    if (!Number.isFinite(v)) throw bad(`${path}.${field}`, 'must be a finite number');
+    return v;
+  }
+
+  int(path: string, field: string): number {
+    const v = this.#buf.readDoubleBE(this.#need(8, path));
+    if (!Number.isSafeInteger(v)) throw bad(`${path}.${field}`, 'must be an integer');
+    return v;
+  }
+
+  str(path: string): string {
+    const n = this.#buf.readUInt32BE(this.#need(4, path));
+    const at = this.#need(n, path);
+    return n === 0 ? '' : this.#buf.toString('utf8', at, at + n);
+  }
+
+  /** A JSON text field: "" is undefined, anything else must parse. */
+  json(path: string): unknown {
+    const text = this.str(path);
+    if (text === '') return undefined;
+    try { return JSON.parse(text) as unknown; } catch { throw bad(path, 'is not valid JSON'); }
+  }
+
+  packed(path: string): Packed {
+    const kind = this.u8(path);
+    if (kind === 0) return this.str(path);
+    if (kind !== 1) throw bad(path, `has packed kind ${kind}, expected 0 or 1`);
+    const json = this.str(path);
+    const n = this.u16(path);
+    const bins: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const k = this.u16(path);
+      const b = this.bins[k];
+      if (b === undefined) throw bad(`${path}.b[${i}]`, `refers to attachment ${k}, but the frame has ${this.bins.length}`);
+      bins.push(new Uint8Array(b));
+    }
+    return { json, bins };
+  }
+
+  task(path: string, depth = 0): TaskMessage {
+    const id = this.str(path); const name = this.str(path); const queue = this.str(path);
+    if (id === '' || queue === '') throw bad(path, 'must have a non-empty id and queue');
+    const args = this.packed(`${path}.args`);
+    const m = {
+      id, name, args, queue, priority: this.int(path, 'priority'), eta: this.num(path, 'eta'), retries: this.int(path, 'retries'),
+      attempt: this.int(path, 'attempt'), createdAt: this.num(path, 'createdAt'),
+    };
+    const extras = this.json(`${path}.extras`);
+    return extras === undefined ? m : readTaskExtras(m, extras, this.bins, path, depth);
+  }
+
+  batch(path: string): Batch {
+    const n = this.u32(`${path}.tasks`);
+    if (n > this.#end - this.#p) throw bad(`${path}.tasks`, `claims ${n} tasks, more than the frame can hold`);
+    const tasks: TaskMessage[] = [];
+    for (let i = 0; i < n; i++) tasks.push(this.task(`${path}.tasks[${i}]`));
+    const chords = this.json(`${path}.chords`);
+    return { tasks, chords: chords === undefined ? [] : readChordSpecs(chords, this.bins, `${path}.chords`) };
+  }
+
+  record(path: string): StateRecord {
+    const id = this.str(path); const name = this.str(path);
+    const code = this.u8(path);
+    const state = STATE_CODES[code];
+    if (state === undefined) throw bad(`${path}.state`, `must be a task state code 0-6, got ${code}`);
+    const r: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
+      id, name, state, attempts: this.int(path, 'attempts'), createdAt: this.num(path, 'createdAt'), updatedAt: this.num(path, 'updatedAt'),
+    };
+    const flags = this.u8(path);
+    if (flags > 7) throw bad(`${path}.flags`, `has unknown bits (${flags})`);
+    if ((flags & 1) !== 0) r.result = this.packed(`${path}.result`);
+    if ((flags & 2) !== 0) r.error = readErrorInfo(this.json(`${path}.error`), `${path}.error`);
+    if ((flags & 4) !== 0) r.expiresAt = this.num(path, 'expiresAt');
+    return r;
+  }
+
+  chordRef(path: string): ChordRef {
+    const id = this.str(path);
+    const index = this.int(path, 'index');
+    const n = this.u32(`${path}.tail`);
+    if (n > this.#end - this.#p) throw bad(`${path}.tail`, `claims ${n} ids, more than the frame can hold`);
+    const tail: string[] = [];
+    for (let i = 0; i < n; i++) tail.push(this.str(`${path}.tail`));
+    return { id, index, tail };
+  }
+
+  outcome(path: string): Outcome {
+    const n = this.u32(`${path}.records`);
+    if (n > this.#end - this.#p) throw bad(`${path}.records`, `claims ${n} records, more than the frame can hold`);
+    const records: StateRecord[] = [];
+    for (let i = 0; i < n; i++) records.push(this.record(`${path}.records[${i}]`));
+    const flags = this.u8(path);
+    if (flags > 7) throw bad(`${path}.flags`, `has unknown bits (${flags})`);
+    const publish = (flags & 1) !== 0 ? this.batch(`${path}.publish`) : null;
+    const retry = (flags & 2) !== 0 ? this.task(`${path}.retry`) : null;
+    let chord: Outcome['chord'] = null;
+    if ((flags & 4) !== 0) {
+      const ref = this.chordRef(`${path}.chord.ref`);
+      chord = { ref, result: this.u8(`${path}.chord`) === 0 ? null : this.packed(`${path}.chord.result`) };
+    }
+    return { records, publish, retry, chord };
+  }
+
+  event(path: string): WatchEvent {
+    const kind = this.u8(path);
+    if (kind === 0) return { type: 'state', record: this.record(`${path}.record`) };
+    if (kind === 1) return { type: 'progress', id: this.str(`${path}.id`), value: this.packed(`${path}.value`) };
+    throw bad(`${path}.type`, `must be 0 (state) or 1 (progress), got ${kind}`);
+  }
+}
