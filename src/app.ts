@@ -200,9 +200,12 @@ export class App {
     return compile(workflow, {
       defaultQueue: this.#defaultQueue,
       now: this.#clock.now(),
-      defaults: (name) => this.#registry.get(name)?.options,
+      defaults: this.#defaults,
     });
   }
+
+  /** Per-task defaults for the compiler, bound once. */
+  readonly #defaults = (name: string): TaskOptions | undefined => this.#registry.get(name)?.options;
 
   async #ready(): Promise<void> {
     await this.#connecting;

@@ -36,27 +36,30 @@ export interface HandleContext {
 }
 
 /**
- * The app's close, as seen by waiting handles: a plain set of callbacks
- * (one add and one delete per get(), cheaper than EventTarget listeners on
- * the send -> result path).
+ * The app's close, as seen by waiting handles: a plain set of waiters
+ * (one add and one delete per get(), no closure; cheaper than EventTarget
+ * listeners on the send -> result path).
  */
 export class Closing {
-  readonly #waiters = new Set<(reason: Error) => void>();
+  readonly #waiters = new Set<{ fail(reason: Error): void }>();
   #reason: Error | undefined;
 
   get reason(): Error | undefined {
     return this.#reason;
   }
 
-  /** Calls `fn` when the app closes; returns the function that cancels it. */
-  on(fn: (reason: Error) => void): () => void {
-    this.#waiters.add(fn);
-    return () => { this.#waiters.delete(fn); };
+  /** `waiter.fail(reason)` is called when the app closes, unless it was deleted first. */
+  add(waiter: { fail(reason: Error): void }): void {
+    this.#waiters.add(waiter);
+  }
+
+  delete(waiter: { fail(reason: Error): void }): void {
+    this.#waiters.delete(waiter);
   }
 
   close(reason: Error): void {
     this.#reason = reason;
-    for (const fn of [...this.#waiters]) fn(reason);
+    for (const waiter of [...this.#waiters]) waiter.fail(reason);
     this.#waiters.clear();
   }
 }
@@ -82,35 +85,8 @@ export class AsyncResult<T = unknown> {
    * @example const sum = await (await app.send(add.s(1, 2))).get({ timeout: 5_000 });
    */
   get(options: GetOptions = {}): Promise<T> {
-    const { transport, clock, closing } = this.#ctx;
     return new Promise<T>((resolve, reject) => {
-      let timer: TimerHandle | undefined;
-      let done = false;
-      const finish = (record: StateRecord | undefined, error?: Error): void => {
-        if (done) return;
-        if (record !== undefined && !FINAL.has(record.state)) return;
-        done = true;
-        unwatch();
-        if (timer !== undefined) clock.clearTimer(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        offClose?.();
-        if (error !== undefined) reject(error);
-        else settleFromRecord(record as StateRecord, resolve as (v: unknown) => void, reject);
-      };
-      const onAbort = (): void => finish(undefined, new AbortError(`get() of task ${this.id} was aborted`));
-      let offClose: (() => void) | undefined;
-      const unwatch = transport.watch(this.id, (event: WatchEvent) => {
-        if (event.type === 'state') finish(event.record);
-      });
-      if (options.signal?.aborted === true) return onAbort();
-      if (closing.reason !== undefined) return finish(undefined, closing.reason);
-      offClose = closing.on((reason) => finish(undefined, reason));
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      if (options.timeout !== undefined) {
-        const ms = options.timeout;
-        timer = clock.setTimer(() => finish(undefined, new TimeoutError(`Timed out after ${ms} ms waiting for task ${this.id} (${this.name}): it is still queued or running; raise the timeout or check that a worker consumes its queue`, ms)), ms);
-      }
-      transport.getState(this.id).then((record) => { if (record !== undefined) finish(record); }, (err: unknown) => finish(undefined, err as Error));
+      new Waiter(this.#ctx, this.id, this.name, options, resolve as (value: unknown) => void, reject).start();
     });
   }
 
@@ -158,6 +134,67 @@ export class GroupResult {
   }
 }
 
+/**
+ * One pending `get()`: watches the id, checks the stored state once, and
+ * settles on the first of a final state, the timeout, the abort signal or
+ * the app's close. One object with its callbacks bound once.
+ */
+class Waiter {
+  readonly #ctx: HandleContext;
+  readonly #id: string;
+  readonly #name: string;
+  readonly #options: GetOptions;
+  readonly #resolve: (value: unknown) => void;
+  readonly #reject: (reason: Error) => void;
+  #unwatch: (() => void) | undefined;
+  #timer: TimerHandle | undefined;
+  #done = false;
+  readonly #onEvent = (event: WatchEvent): void => { if (event.type === 'state') this.#finish(event.record); };
+  readonly #onRecord = (record: StateRecord | undefined): void => { if (record !== undefined) this.#finish(record); };
+  readonly #onError = (err: unknown): void => this.#finish(undefined, err as Error);
+  readonly #onAbort = (): void => this.#finish(undefined, new AbortError(`get() of task ${this.#id} was aborted`));
+
+  constructor(ctx: HandleContext, id: string, name: string, options: GetOptions, resolve: (value: unknown) => void, reject: (reason: Error) => void) {
+    this.#ctx = ctx;
+    this.#id = id;
+    this.#name = name;
+    this.#options = options;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    const { transport, clock, closing } = this.#ctx;
+    const { signal, timeout } = this.#options;
+    this.#unwatch = transport.watch(this.#id, this.#onEvent);
+    if (signal?.aborted === true) return this.#onAbort();
+    if (closing.reason !== undefined) return this.#finish(undefined, closing.reason);
+    closing.add(this);
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (timeout !== undefined) {
+      this.#timer = clock.setTimer(() => this.#finish(undefined, new TimeoutError(`Timed out after ${timeout} ms waiting for task ${this.#id} (${this.#name}): it is still queued or running; raise the timeout or check that a worker consumes its queue`, timeout)), timeout);
+    }
+    transport.getState(this.#id).then(this.#onRecord, this.#onError);
+  }
+
+  /** The app closed. */
+  fail(reason: Error): void {
+    this.#finish(undefined, reason);
+  }
+
+  #finish(record: StateRecord | undefined, error?: Error): void {
+    if (this.#done) return;
+    if (record !== undefined && !FINAL.has(record.state)) return;
+    this.#done = true;
+    this.#unwatch?.();
+    if (this.#timer !== undefined) this.#ctx.clock.clearTimer(this.#timer);
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#ctx.closing.delete(this);
+    if (error !== undefined) this.#reject(error);
+    else settleFromRecord(record as StateRecord, this.#resolve, this.#reject);
+  }
+}
+
 function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
   if (record.state === 'SUCCESS') return resolve(record.result === undefined ? undefined : unpack(record.result));
   if (record.state === 'REVOKED') return reject(new RevokedError(record.id));
@@ -176,7 +213,8 @@ function progressOf(transport: Transport, id: string, closing: Closing): AsyncIt
     else return;
     wake?.();
   });
-  const offClose = closing.on(() => { ended = true; wake?.(); });
+  const onClose = { fail: (): void => { ended = true; wake?.(); } };
+  closing.add(onClose);
   transport.getState(id).then((r) => { if (r !== undefined && FINAL.has(r.state)) { ended = true; wake?.(); } }, () => undefined);
   return {
     async *[Symbol.asyncIterator]() {
@@ -189,7 +227,7 @@ function progressOf(transport: Transport, id: string, closing: Closing): AsyncIt
         }
       } finally {
         unwatch();
-        offClose();
+        closing.delete(onClose);
       }
     },
   };

@@ -17,7 +17,7 @@ import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } fro
 import { RateWindow } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
-import { abortRun, InlineContext, progressOf, signalOf, signatureOf, type Run } from './task-run.js';
+import { abortRun, InlineContext, progressOf, RunList, signalOf, signatureOf, type Run } from './task-run.js';
 import type { Consumer, Delivery, Outcome, TaskMessage, Transport } from './transport.js';
 
 const log = debuglog('millwright');
@@ -68,7 +68,7 @@ export class Worker extends EventEmitter {
   readonly #settings: WorkerSettings;
   #consumer: Consumer | undefined;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-  readonly #running = new Map<number, Run>();
+  readonly #running = new RunList();
   readonly #backlog: Delivery[] = [];
   readonly #revoked = new Set<string>();
   #idle: (() => void) | undefined;
@@ -132,9 +132,9 @@ export class Worker extends EventEmitter {
       if (options.timeout === undefined) await idle;
       else await raceTimer(idle, this.#host.clock, options.timeout);
     }
-    for (const run of [...this.#running.values()]) {
+    for (const run of this.#running.values()) {
       run.done = true;
-      this.#running.delete(run.delivery.tag);
+      this.#running.delete(run);
       if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
       abortRun(run, new ClosedError('The worker was stopped and'));
       await this.#guard(transport.release(run.delivery.tag, 0));
@@ -186,8 +186,8 @@ export class Worker extends EventEmitter {
   }
 
   #start(delivery: Delivery): void {
-    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false };
-    this.#running.set(delivery.tag, run);
+    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, prev: null, next: null };
+    this.#running.add(run);
     let work: Promise<void> | undefined;
     try {
       work = this.#execute(run);
@@ -202,7 +202,7 @@ export class Worker extends EventEmitter {
   }
 
   #next(run: Run): void {
-    this.#running.delete(run.delivery.tag);
+    this.#running.delete(run);
     const d = this.#backlog.shift();
     if (d !== undefined && this.#state === 'running') this.#admit(d);
     if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();

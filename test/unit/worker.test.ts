@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { RunList, type Run } from '../../src/task-run.js';
 import { App, ClosedError, currentTask, FakeClock, MemoryTransport, NotRegisteredError, PermanentError, signature, TaskFailedError } from '../../src/index.js';
 
 const apps: App[] = [];
@@ -218,5 +219,27 @@ describe('diagnostics channels', () => {
     expect(about(doomedId)).toEqual(['task:started#1', 'task:failed#1']);
     expect(seen.find(([e, m]) => e === 'task:succeeded' && m['id'] === flakyId)?.[1]['result']).toBe(42);
     expect(seen.find(([e]) => e === 'task:retry')?.[1]['delay']).toBe(10);
+  });
+});
+
+describe('RunList', () => {
+  it('adds, deletes from any place (twice is a no-op) and lists oldest first', () => {
+    const runs = ['a', 'b', 'c', 'd'].map((tag) => ({ delivery: { tag } } as unknown as Run & { delivery: { tag: string } }));
+    for (const r of runs) { r.prev = null; r.next = null; }
+    const list = new RunList();
+    for (const r of runs) list.add(r);
+    const tags = (): unknown[] => list.values().map((r) => r.delivery.tag);
+    expect(tags()).toEqual(['a', 'b', 'c', 'd']);
+    list.delete(runs[1] as Run);
+    list.delete(runs[1] as Run);
+    list.delete(runs[3] as Run);
+    expect(tags()).toEqual(['a', 'c']);
+    expect(list.size).toBe(2);
+    list.delete(runs[0] as Run);
+    list.delete(runs[2] as Run);
+    expect(list.size).toBe(0);
+    expect(tags()).toEqual([]);
+    list.add(runs[2] as Run);
+    expect(tags()).toEqual(['c']);
   });
 });
