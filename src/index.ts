@@ -17,5 +17,6 @@ export type {
   Transport, TransportContext, TaskMessage, TaskState, Backoff, Batch, ChordSpec, ChordRef, StateRecord, Delivery, DeliveryTag,
   ConsumeSpec, ConsumerHandler, Consumer, Outcome, WatchEvent,
 } from './transport.js';
+export { DONE } from './transport.js';
 export { ThreadPool, move, type ThreadPoolOptions, type RunOptions, type PoolStats, type LatencyStats, type Moved, type PoolTaskContext } from './pool/index.js';
 export type { ScheduleOptions } from './schedules.js';

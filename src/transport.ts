@@ -165,6 +165,14 @@ export interface Transport {
   revoke(id: string): Promise<void>;
 }
 
+/**
+ * An already-settled promise a transport may return from a call it completed
+ * synchronously (the in-memory one does). Callers may compare against it to
+ * skip the bookkeeping of waiting (two promises per task on the worker's
+ * path); returning a fresh promise is always correct too.
+ */
+export const DONE: Promise<void> = Promise.resolve();
+
 export interface TransportContext {
   readonly clock: Clock;
   /** ms the app keeps final states: a transport that writes states itself (revoke) keeps them as long. */

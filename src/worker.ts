@@ -18,7 +18,7 @@ import { RateWindow } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
 import { abortRun, InlineContext, progressOf, RunList, signalOf, signatureOf, type Run } from './task-run.js';
-import type { Consumer, Delivery, Outcome, TaskMessage, Transport } from './transport.js';
+import { DONE, type Consumer, type Delivery, type Outcome, type TaskMessage, type Transport } from './transport.js';
 
 const log = debuglog('millwright');
 
@@ -223,7 +223,8 @@ export class Worker extends EventEmitter {
       return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext));
     }
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
-    transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() }).then(undefined, this.#onError);
+    const started = transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() });
+    if (started !== DONE) started.then(undefined, this.#onError);
     if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
@@ -290,7 +291,9 @@ export class Worker extends EventEmitter {
     run.done = true;
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
     this.#settling++;
-    this.#host.transport.settle(run.delivery.tag, outcome).then(this.#onSettled, this.#onSettleError);
+    const settled = this.#host.transport.settle(run.delivery.tag, outcome);
+    if (settled === DONE) this.#settled();
+    else settled.then(this.#onSettled, this.#onSettleError);
     return undefined;
   }
 

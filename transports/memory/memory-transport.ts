@@ -7,8 +7,8 @@
 import { systemClock, type Clock } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
 import { ClosedError } from '../../src/errors.js';
-import type {
-  Batch, ConsumeSpec, Consumer, ConsumerHandler, DeliveryTag, Outcome, StateRecord, Transport, TransportContext, WatchEvent,
+import {
+  DONE, type Batch, type ConsumeSpec, type Consumer, type ConsumerHandler, type DeliveryTag, type Outcome, type StateRecord, type Transport, type TransportContext, type WatchEvent,
 } from '../../src/transport.js';
 import { BrokerCore } from './broker-core.js';
 
@@ -100,8 +100,6 @@ export class MemoryTransport implements Transport {
     return this.#engine();
   }
 }
-
-const DONE: Promise<void> = Promise.resolve();
 
 /**
  * Runs a synchronous engine call as a settled promise. The engine is
