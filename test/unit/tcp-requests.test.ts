@@ -75,3 +75,17 @@ describe('cumulative ok', () => {
     expect(done).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('dropping a taken request', () => {
+  it('resolves it and frees its window slot', async () => {
+    const r = new Requests(new FakeClock(), 1_000, 1);
+    const first = r.add(getState('a'));
+    void r.add(getState('b'));
+    r.connected();
+    const [taken] = r.sendable();
+    expect(taken?.id).toBe(1);
+    r.drop(taken as NonNullable<typeof taken>);
+    await expect(first).resolves.toBeUndefined();
+    expect(ids(r)).toEqual([2]);
+  });
+});

@@ -21,7 +21,7 @@ import type {
 } from '../../src/transport.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, Outbox } from './framing.js';
 import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
-import { Requests } from './requests.js';
+import { Requests, type Request } from './requests.js';
 
 const log = debuglog('millwright');
 
@@ -217,21 +217,37 @@ export class TcpTransport implements Transport {
     if (this.#state === 'closed') return Promise.reject(this.#fatal);
     if (this.#state === 'idle') void this.connect().catch(() => undefined);
     const p = this.#requests.add<T>(build, doneOnLoss);
-    this.#pump();
+    // Encoded at the end of the turn (#pump in the flush), so a STARTED state can be dropped when its outcome follows.
+    if (this.#state === 'open') this.#scheduleFlush();
     return p;
   }
 
   #oneWay(msg: ClientMessage): void {
     if (this.#state !== 'open') return;
+    this.#pump(); // requests made before this message go before it
     writeMessage(this.#out, msg);
     this.#scheduleFlush();
   }
 
+  /**
+   * Encodes the requests that may be sent now. A STARTED state immediately
+   * followed by the settle of the same task (a task that finished within the
+   * turn it started in) is not sent: the outcome supersedes it in the same
+   * frame batch, so watchers would see both at once anyway, and the broker
+   * is spared a state write per task. Its promise resolves.
+   */
   #pump(): void {
     if (this.#state !== 'open') return;
-    let any = false;
-    for (const r of this.#requests.sendable()) { writeMessage(this.#out, r.msg); any = true; }
-    if (any) this.#scheduleFlush();
+    const ready = this.#requests.sendable();
+    for (let i = 0; i < ready.length; i++) {
+      const r = ready[i] as Request;
+      const m = r.msg;
+      if (m.t === 'setState' && m.record.state === 'STARTED') {
+        const next = ready[i + 1]?.msg;
+        if (next !== undefined && next.t === 'settle' && next.mid === m.record.id) { this.#requests.drop(r); continue; }
+      }
+      writeMessage(this.#out, m);
+    }
   }
 
   #scheduleFlush(): void {
@@ -239,6 +255,7 @@ export class TcpTransport implements Transport {
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
+      this.#pump();
       const pieces = this.#out.take();
       const socket = this.#socket;
       if (socket === undefined || socket.destroyed || this.#state !== 'open') return;
@@ -330,7 +347,7 @@ export class TcpTransport implements Transport {
       case 'event': this.#emit(msg.event.type === 'state' ? msg.event.record.id : msg.event.id, msg.event); break;
       case 'welcome': break;
     }
-    this.#pump();
+    if (this.#requests.waiting > 0) this.#scheduleFlush();
   }
 
   #emit(id: string, event: WatchEvent): void {

@@ -57,15 +57,22 @@ export class Requests {
     });
   }
 
-  /** Takes the requests that may be sent now (connected, within the window), marking them sent. */
-  *sendable(): IterableIterator<Request> {
+  /** Takes the requests that may be sent now (connected, within the window), in id order, marking them sent. */
+  sendable(): Request[] {
+    const out: Request[] = [];
     while (this.#connected && this.#head < this.#waiting.length && this.#sent.size < this.#window) {
       const r = this.#waiting[this.#head] as Request;
       this.#waiting[this.#head++] = undefined as unknown as Request;
       this.#sent.set(r.id, r);
-      yield r;
+      out.push(r);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) { this.#waiting = this.#waiting.slice(this.#head); this.#head = 0; }
+    return out;
+  }
+
+  /** A request taken by {@link sendable} that the client decided not to send after all: it resolves now. */
+  drop(r: Request): void {
+    if (this.#sent.delete(r.id)) r.resolve(undefined);
   }
 
   /**
