@@ -31,6 +31,9 @@ const UNDEFINED = '';
 /** Packs `value`, throwing `ValidationError` naming the path of anything that is not a {@link Value}. */
 export function pack(value: unknown, path = 'value'): Packed {
   if (value === undefined) return UNDEFINED;
+  // Most values are plain JSON: checked without building a path per element. Anything
+  // else (bytes, or something to reject with its path) takes the walk that names paths.
+  if (isPlainJson(value, 0)) return JSON.stringify(value);
   const bins = scan(value, path, 0, null);
   if (bins === null) return JSON.stringify(value);
   return packBinary(value, bins);
@@ -86,6 +89,33 @@ export function prependArg(args: Packed, value: string): Packed {
   const list = unpackArgs(args);
   list.unshift(value);
   return pack(list, 'args');
+}
+
+/** True when `value` is a Value without `Uint8Array`s; allocates nothing. */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth > 100) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (key === BIN_KEY || !isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 /**
