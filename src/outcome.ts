@@ -16,6 +16,7 @@ import { withResults } from './workflow.js';
 export const MAX_ATTEMPTS = 1000;
 
 export interface OutcomeContext {
+  /** Read once per outcome (it may be a getter on the clock): one outcome is computed at one instant. */
   readonly now: number;
   /** ms a final state is kept. */
   readonly resultsExpireIn: number;
@@ -37,9 +38,10 @@ export function failureOutcome(message: TaskMessage, attempt: number, thrown: un
   const retryIn = retryDelay(message, attempt, thrown, ctx.rng);
   if (retryIn === null) return { outcome: finalFailure(message, attempt, 'FAILURE', error, ctx), retryIn, error };
   const retries = thrown instanceof RetryLater ? message.retries : message.retries - 1;
-  const retry: TaskMessage = { ...message, retries, attempt, eta: ctx.now + retryIn };
+  const now = ctx.now;
+  const retry: TaskMessage = { ...message, retries, attempt, eta: now + retryIn };
   const record: StateRecord = {
-    id: message.id, name: message.name, state: 'RETRY', error, attempts: attempt, createdAt: message.createdAt, updatedAt: ctx.now,
+    id: message.id, name: message.name, state: 'RETRY', error, attempts: attempt, createdAt: message.createdAt, updatedAt: now,
   };
   return { outcome: { records: [record], publish: null, retry, chord: null }, retryIn, error };
 }
@@ -60,7 +62,9 @@ export function retryDelay(message: TaskMessage, attempt: number, thrown: unknow
  * task of its workflow that can no longer run, ChordError on the callback of
  * any chord it (or a later link) belonged to, and its onError callbacks.
  */
-export function finalFailure(message: TaskMessage, attempt: number, state: 'FAILURE' | 'REVOKED', error: ErrorInfo, ctx: OutcomeContext): Outcome {
+export function finalFailure(message: TaskMessage, attempt: number, state: 'FAILURE' | 'REVOKED', error: ErrorInfo, context: OutcomeContext): Outcome {
+  // Every record of the failed workflow gets the same instant (a rare path: the copy costs nothing).
+  const ctx: OutcomeContext = { now: context.now, resultsExpireIn: context.resultsExpireIn, rng: context.rng };
   const records: StateRecord[] = [final(message, state, attempt, ctx, undefined, error)];
   const chords: ChordRef[] = [];
   if (message.chord !== undefined) chords.push(message.chord);
@@ -97,8 +101,9 @@ function cascade(batch: Batch, records: StateRecord[], chords: ChordRef[], error
 }
 
 function final(message: TaskMessage, state: TaskState, attempt: number, ctx: OutcomeContext, result?: Packed, error?: ErrorInfo): StateRecord {
+  const now = ctx.now;
   const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
-    id: message.id, name: message.name, state, attempts: attempt, createdAt: message.createdAt, updatedAt: ctx.now, expiresAt: ctx.now + ctx.resultsExpireIn,
+    id: message.id, name: message.name, state, attempts: attempt, createdAt: message.createdAt, updatedAt: now, expiresAt: now + ctx.resultsExpireIn,
   };
   if (result !== undefined) record.result = result;
   if (error !== undefined) record.error = error;

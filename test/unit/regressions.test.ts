@@ -5,9 +5,13 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import {
-  App, chain, ChordError, chord, ClosedError, currentTask, FakeClock, group, MillwrightError,
-  signature, systemClock, TaskFailedError, TimeoutError, ValidationError,
+  App, chain, ChordError, chord, ClosedError, currentTask, FakeClock, group, MemoryTransport, MillwrightError,
+  PermanentError, signature, systemClock, TaskFailedError, TimeoutError, ValidationError,
 } from '../../src/index.js';
+import { packArgs } from '../../src/codec.js';
+import { finalFailure } from '../../src/outcome.js';
+import type { Delivery, TaskMessage } from '../../src/transport.js';
+import { BrokerCore } from '../../transports/memory/broker-core.js';
 import { fakeApps } from '../fixtures/fake-app.js';
 
 const setup = fakeApps();
@@ -267,4 +271,89 @@ describe('revoking queued tasks', () => {
     expect((await r.state()).state).toBe('PENDING');
   });
 
+});
+
+/** A FakeClock whose every read is 1 ms later than the one before (as a busy real clock can be). */
+class TickingClock extends FakeClock {
+  #ticks = 0;
+  override now(): number {
+    return super.now() + this.#ticks++;
+  }
+}
+
+describe('review of the per-task path and the broker split', () => {
+  // BUG (src/worker.ts constructor, fa1a65c): the worker's outcome context reads the clock through a `now`
+  // getter, and src/outcome.ts reads ctx.now once per field (updatedAt, expiresAt, each cascaded record).
+  // One outcome then carries several times: expiresAt != updatedAt + resultsExpireIn, and the links a failed
+  // link fails get later timestamps than it. Before, one outcome was computed at one instant.
+  it('one outcome is computed at one instant, whatever the clock does meanwhile', async () => {
+    const clock = new TickingClock(1_000);
+    const transport = new MemoryTransport({ clock });
+    const app = new App({ clock, transport, resultsExpireIn: 10_000 });
+    try {
+      app.task('ok', () => 1);
+      app.task('boom', () => { throw new PermanentError('no'); });
+      await app.worker().start();
+      const ok = await app.send(signature('ok'));
+      const first = signature('boom');
+      const second = signature('ok');
+      const third = signature('ok');
+      await app.send(chain(first, second, third));
+      await clock.advance(0);
+      const okRecord = await transport.getState(ok.id);
+      expect(okRecord?.state).toBe('SUCCESS');
+      expect((okRecord?.expiresAt ?? 0) - (okRecord?.updatedAt ?? 0)).toBe(10_000);
+      const records = await Promise.all([first, second, third].map((s) => transport.getState(s.id)));
+      expect(records.map((r) => r?.state)).toEqual(['FAILURE', 'FAILURE', 'FAILURE']);
+      expect(new Set(records.map((r) => r?.updatedAt)).size).toBe(1);
+      expect(new Set(records.map((r) => (r?.expiresAt ?? 0) - (r?.updatedAt ?? 0)))).toEqual(new Set([10_000]));
+    } finally {
+      await app.close();
+    }
+  });
+
+  // BUG (transports/memory/broker-core.ts #dropped / #isDropped, 2513d13): a task revoked while queued is
+  // marked by id, and the mark is spent by whichever task with that id comes up first. When the REVOKED
+  // record has expired, the id may be sent again (SPEC 1.2: only a known, unexpired id is deduplicated): the
+  // new task comes up first and is silently dropped, and the revoked one runs later. The old code flagged
+  // the queued entry itself.
+  it('a task re-sent under the id of an expired revocation runs, and the revoked one does not', async () => {
+    const { app, clock } = setup({ resultsExpireIn: 1_000 });
+    const runs: string[] = [];
+    app.task('a', (tag: string) => { runs.push(tag); return tag; });
+    await app.worker().start();
+    const revoked = await app.send(signature('a', ['revoked'], { id: 'job-1', eta: clock.now() + 5_000 }));
+    await revoked.revoke();
+    await clock.advance(2_000); // the REVOKED record (and the revocation) expired
+    const again = await app.send(signature('a', ['again'], { id: 'job-1' }));
+    await clock.advance(0);
+    expect(runs).toEqual(['again']);
+    expect(await again.get()).toBe('again');
+    await clock.advance(5_000); // the revoked one's ETA
+    expect(runs).toEqual(['again']);
+  });
+
+  // Same mark, left behind by a journal replay: publish, revoke (delivered, not started), settle replayed
+  // through apply() (no delivery to clear the mark), then retain() drops the acked task. The mark stayed
+  // forever (a leak) and later dropped a task re-sent under that id.
+  it('a revoke replayed from a journal leaves nothing behind that drops a later task with that id', async () => {
+    const clock = new FakeClock(1_000);
+    const core = new BrokerCore(clock, 1_000);
+    const message = (args: unknown[]): TaskMessage => ({
+      id: 'job-2', name: 'a', args: packArgs(args), queue: 'q', priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: clock.now(),
+    });
+    const first = message([1]);
+    core.publish({ tasks: [first], chords: [] });
+    core.revoke('job-2');
+    core.apply(finalFailure(first, 1, 'REVOKED', { code: 'ERR_REVOKED', name: 'RevokedError', message: 'revoked' }, { now: clock.now(), resultsExpireIn: 1_000, rng: () => 0 }));
+    core.retain((m) => m !== first);
+    await clock.advance(2_000);
+    const got: Delivery[] = [];
+    core.consume({ queues: ['q'], prefetch: 10, names: null }, { deliver: (d) => got.push(d), revoked: () => undefined });
+    const second = message([2]);
+    core.publish({ tasks: [second], chords: [] });
+    await clock.advance(0);
+    expect(got.map((d) => d.message)).toEqual([second]);
+    core.close();
+  });
 });

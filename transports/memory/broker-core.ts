@@ -46,8 +46,11 @@ export class BrokerCore {
   readonly #queues: Dispatcher;
   readonly #states: StateStore;
   readonly #revoked = new Set<string>();
-  /** Ids revoked while queued: dropped when they come up, even after the revocation record expired. */
-  readonly #dropped = new Set<string>();
+  /**
+   * Tasks revoked while queued, by id: that very message (not another one sent later under the same id,
+   * once the revocation expired) is dropped when it comes up, even after the revocation record expired.
+   */
+  readonly #dropped = new Map<string, TaskMessage>();
   readonly #chords = new ChordLedger();
   readonly #delayed: TimerQueue<Waiting>;
 
@@ -58,7 +61,7 @@ export class BrokerCore {
   constructor(clock: Clock, revokedRetention = 24 * 60 * 60 * 1000) {
     this.#clock = clock;
     this.#revokedRetention = revokedRetention;
-    this.#queues = new Dispatcher((id) => this.#isDropped(id));
+    this.#queues = new Dispatcher((message) => this.#isDropped(message));
     this.#states = new StateStore(clock, (id) => this.#revoked.delete(id));
     this.#delayed = new TimerQueue(clock, (task) => this.#queues.push(task));
   }
@@ -85,7 +88,7 @@ export class BrokerCore {
     const entry = this.#queues.take(tag);
     if (entry === undefined) return;
     // Revoked between delivery and start: nothing is queued to drop any more.
-    if (this.#dropped.size > 0) this.#dropped.delete(entry.message.id);
+    if (this.#dropped.size > 0 && this.#dropped.get(entry.message.id) === entry.message) this.#dropped.delete(entry.message.id);
     this.apply(outcome);
   }
 
@@ -142,7 +145,7 @@ export class BrokerCore {
     if (queued !== undefined) {
       // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
       // chord callbacks) so no handle waits forever.
-      this.#dropped.add(id);
+      this.#dropped.set(id, queued);
       const ctx = { now, resultsExpireIn: this.#revokedRetention, rng: () => 0 };
       const { stack: _stack, ...info } = toErrorInfo(new RevokedError(id)); // a broker-side stack says nothing useful
       this.apply(finalFailure(queued, queued.attempt, 'REVOKED', info, ctx));
@@ -173,6 +176,8 @@ export class BrokerCore {
   retain(keep: (message: TaskMessage) => boolean): void {
     this.#queues.retain(keep);
     this.#delayed.filter((e) => keep(messageOf(e)));
+    // A dropped task no longer waits to be dropped (journal replay: revoked after delivery, then acked).
+    for (const [id, message] of this.#dropped) if (!keep(message)) this.#dropped.delete(id);
   }
 
   /** A consistent copy of everything a restart needs (revoked tasks, never to be delivered, left out). O(n). */
@@ -206,13 +211,14 @@ export class BrokerCore {
   }
 
   #enqueue(message: TaskMessage): void {
-    if (message.eta > this.#clock.now()) this.#delayed.add(message.eta, message);
+    if (message.eta > 0 && message.eta > this.#clock.now()) this.#delayed.add(message.eta, message);
     else this.#queues.push(message);
   }
 
   /** Revoked (a task revoked while queued is dropped once, when it comes up). */
-  #isDropped(id: string): boolean {
-    if (this.#dropped.size > 0 && this.#dropped.delete(id)) return true;
+  #isDropped(message: TaskMessage): boolean {
+    const id = message.id;
+    if (this.#dropped.size > 0 && this.#dropped.get(id) === message) return this.#dropped.delete(id);
     return this.#revoked.has(id);
   }
 }

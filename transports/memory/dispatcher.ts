@@ -56,7 +56,7 @@ export interface QueueStats {
 const MAX_SKIP = 256;
 
 export class Dispatcher {
-  readonly #isDropped: (id: string) => boolean;
+  readonly #isDropped: (message: TaskMessage) => boolean;
   readonly #queues = new Map<string, QueueState>();
   readonly #consumers = new Map<number, ConsumerState>();
   /** Unacked deliveries, each entry's `holder` its consumer. */
@@ -67,15 +67,15 @@ export class Dispatcher {
   #nextSeq = 0;
   #nextConsumer = 1;
 
-  /** `isDropped(id)`: revoked, never to be delivered (checked when a task comes up). */
-  constructor(isDropped: (id: string) => boolean) {
+  /** `isDropped(message)`: revoked, never to be delivered (checked when a task comes up). */
+  constructor(isDropped: (message: TaskMessage) => boolean) {
     this.#isDropped = isDropped;
   }
 
   /** Makes a due task ready (an entry handed back with a delay keeps what it knows). */
   push(task: Entry | TaskMessage): void {
     const entry = 'message' in task ? task : { message: task, redelivered: false, rejectedBy: null, holder: null, seq: this.#nextSeq++ };
-    if (this.#isDropped(entry.message.id)) return;
+    if (this.#isDropped(entry.message)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.push(entry.message.priority, entry);
     this.#markDirty(q);
@@ -128,7 +128,7 @@ export class Dispatcher {
 
   /** Puts a task back at the front of its queue: it keeps its place in FIFO order. */
   unshift(entry: Entry): void {
-    if (this.#isDropped(entry.message.id)) return;
+    if (this.#isDropped(entry.message)) return;
     const q = this.#queue(entry.message.queue);
     q.ready.unshiftAll(entry.message.priority, [entry]);
     this.#markDirty(q);
@@ -216,7 +216,7 @@ export class Dispatcher {
     const skipped: Array<{ priority: number; item: Entry }> = [];
     while (q.ready.size > 0 && skipped.length < MAX_SKIP && this.#hasCapacity(q)) {
       const next = q.ready.shift() as { priority: number; item: Entry };
-      if (this.#isDropped(next.item.message.id)) continue;
+      if (this.#isDropped(next.item.message)) continue;
       const consumer = this.#pick(q, next.item);
       if (consumer !== null) this.#deliver(consumer, next.item);
       else if (this.#accepted(q, next.item.message.name)) skipped.push(next);
