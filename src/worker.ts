@@ -77,8 +77,8 @@ export class Worker extends EventEmitter {
   #settling = 0;
   /** Per task name with a `rateLimit`: its window and the deliveries waiting for it. */
   readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
-  /** What outcomes are computed with; `now` read from the clock at each use. */
-  readonly #outcomeContext: OutcomeContext;
+  /** What outcomes are computed with: one object, its `now` set before each use (see #context()). */
+  readonly #outcome: { now: number; readonly resultsExpireIn: number; readonly rng: Rng };
   // Bound once: the per-task path allocates no closures for these.
   readonly #onSettled = (): void => this.#settled();
   readonly #onSettleError = (err: unknown): void => { this.#report(err); this.#settled(); };
@@ -89,8 +89,7 @@ export class Worker extends EventEmitter {
     super();
     this.#host = host;
     this.#settings = settings;
-    const clock = host.clock;
-    this.#outcomeContext = { get now() { return clock.now(); }, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
+    this.#outcome = { now: 0, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
   }
 
   /** Tasks running now. */
@@ -216,11 +215,11 @@ export class Worker extends EventEmitter {
     const def = registry.get(message.name);
     if (def === undefined) {
       if (this.#settings.ignoreUnknown) return this.#guard(transport.release(tag, 0));
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#outcomeContext));
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#context()));
     }
     if (this.#revoked.has(message.id)) return this.#settle(run, this.#revokedOutcome(message, attempt));
     if (message.expires !== undefined && clock.now() > message.expires) {
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#outcomeContext));
+      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#context()));
     }
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
     const started = transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() });
@@ -271,11 +270,11 @@ export class Worker extends EventEmitter {
       return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
     if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) this.#tell('task:succeeded', channels.succeeded, { id: message.id, name: message.name, attempt, result });
-    return successOutcome(message, attempt, packed, this.#outcomeContext);
+    return successOutcome(message, attempt, packed, this.#context());
   }
 
   #failure(message: TaskMessage, attempt: number, err: unknown): Outcome {
-    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#outcomeContext);
+    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#context());
     const event = { id: message.id, name: message.name, attempt, error };
     if (retryIn === null) this.#tell('task:failed', channels.failed, event);
     else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
@@ -283,7 +282,7 @@ export class Worker extends EventEmitter {
   }
 
   #revokedOutcome(message: TaskMessage, attempt: number): Outcome {
-    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#outcomeContext);
+    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#context());
   }
 
   /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */
@@ -295,6 +294,12 @@ export class Worker extends EventEmitter {
     if (settled === DONE) this.#settled();
     else settled.then(this.#onSettled, this.#onSettleError);
     return undefined;
+  }
+
+  /** The outcome context, its `now` read once for the outcome about to be computed. */
+  #context(): OutcomeContext {
+    this.#outcome.now = this.#host.clock.now();
+    return this.#outcome;
   }
 
   #settled(): void {
