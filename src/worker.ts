@@ -321,15 +321,17 @@ export class Worker extends EventEmitter {
 
   /**
    * Emits a task event and publishes it on its diagnostics channel; a
-   * listener or subscriber that throws is reported, and cannot leave the task unsettled.
+   * listener that throws is reported, and cannot leave the task unsettled.
    */
   #tell(name: string, channel: Channel, event: object): void {
     try {
       this.emit(name, event);
-      if (channel.hasSubscribers) channel.publish(event);
     } catch (err) {
       this.#report(err);
     }
+    // After, not in, the try: a throwing listener must not keep the event from subscribers (whose own
+    // throws never reach here: diagnostics_channel rethrows them on process.nextTick).
+    if (channel.hasSubscribers) channel.publish(event);
   }
 
   #report(err: unknown): void {

@@ -11,6 +11,7 @@ import {
 import { packArgs } from '../../src/codec.js';
 import { finalFailure } from '../../src/outcome.js';
 import type { Delivery, TaskMessage } from '../../src/transport.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { BrokerCore } from '../../transports/memory/broker-core.js';
 import { fakeApps } from '../fixtures/fake-app.js';
 
@@ -355,5 +356,30 @@ describe('review of the per-task path and the broker split', () => {
     await clock.advance(0);
     expect(got.map((d) => d.message)).toEqual([second]);
     core.close();
+  });
+});
+
+describe('review of diagnostics channels', () => {
+  // BUG (src/worker.ts #tell, 3f511c5): the channel is published after emit() in the same try block, so a
+  // 'task:succeeded' listener that throws (reported, see 'review: worker') keeps the event from every
+  // diagnostics subscriber: metrics built on the channels miss it.
+  it('a throwing worker event listener does not keep the event from diagnostics subscribers', async () => {
+    const { app, clock } = setup();
+    app.task('a', () => 1);
+    const seen: unknown[] = [];
+    const onSucceeded = (m: unknown): void => { seen.push(m); };
+    subscribe('millwright:task:succeeded', onSucceeded);
+    try {
+      const worker = app.worker();
+      worker.on('task:succeeded', () => { throw new Error('listener broke'); });
+      worker.on('error', () => undefined);
+      await worker.start();
+      const r = await app.send(signature('a'));
+      await clock.advance(0);
+      expect(await r.get()).toBe(1);
+      expect(seen).toEqual([{ id: r.id, name: 'a', attempt: 1, result: 1 }]);
+    } finally {
+      unsubscribe('millwright:task:succeeded', onSucceeded);
+    }
   });
 });
