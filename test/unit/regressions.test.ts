@@ -359,6 +359,25 @@ describe('review of the per-task path and the broker split', () => {
   });
 });
 
+describe('review of revocations and snapshots', () => {
+  // BUG (transports/memory/broker-core.ts snapshot(), also before the split): a snapshot leaves out revoked
+  // tasks by the revocation record only. Once that record expired, a task revoked while delayed (or queued
+  // with no consumer) is written into the snapshot, and after a restart from it the revoked task runs.
+  it('a snapshot leaves out a task revoked while queued, even after its revocation expired', async () => {
+    const clock = new FakeClock(1_000);
+    const core = new BrokerCore(clock, 1_000);
+    const message = (id: string, eta: number): TaskMessage => ({
+      id, name: 'a', args: packArgs([]), queue: 'q', priority: 0, eta, retries: 0, attempt: 0, createdAt: clock.now(),
+    });
+    core.publish({ tasks: [message('delayed', 60_000), message('ready', 0), message('kept', 0)], chords: [] });
+    core.revoke('delayed');
+    core.revoke('ready');
+    await clock.advance(2_000);
+    expect(core.snapshot().tasks.map((m) => m.id)).toEqual(['kept']);
+    core.close();
+  });
+});
+
 describe('review of diagnostics channels', () => {
   // BUG (src/worker.ts #tell, 3f511c5): the channel is published after emit() in the same try block, so a
   // 'task:succeeded' listener that throws (reported, see 'review: worker') keeps the event from every

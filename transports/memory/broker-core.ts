@@ -186,7 +186,7 @@ export class BrokerCore {
     // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
     this.#delayed.filter((e) => { tasks.push(messageOf(e)); return true; });
     return {
-      states: this.#states.records(), tasks: tasks.filter((m) => !this.#revoked.has(m.id)),
+      states: this.#states.records(), tasks: tasks.filter((m) => !this.#revoked.has(m.id) && this.#dropped.get(m.id) !== m),
       chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
       closedChords: [...this.#chords.closedIds()], revoked: [...this.#revoked],
     };
