@@ -378,6 +378,55 @@ describe('review of revocations and snapshots', () => {
   });
 });
 
+describe('review: revoking tasks that already have a record', () => {
+  // BUG (transports/memory/broker-core.ts revoke(), before and after the split): a task revoked while it
+  // waits for a retry (state RETRY) gets only its own REVOKED record; its retry is dropped when due, and the
+  // later links of its chain never get a final state: the chain's handle waits forever.
+  it('revoking a chain link that waits for a retry settles the chain handle', async () => {
+    const { app, clock } = setup();
+    let runs = 0;
+    app.task('flaky', () => { runs++; throw new Error('again'); }, { retries: 3, backoff: { type: 'fixed', delay: 10_000 } });
+    app.task('b', () => 'b');
+    await app.worker().start();
+    const first = signature('flaky');
+    const r = await app.send(chain(first, signature('b')));
+    await clock.advance(0);
+    expect((await app.result(first.id).state()).state).toBe('RETRY');
+    await app.result(first.id).revoke();
+    const got = r.get({ timeout: 60_000 }).catch((e: unknown) => e);
+    await clock.advance(60_000);
+    const err = await got;
+    expect(runs).toBe(1);
+    expect(err).not.toBeInstanceOf(TimeoutError);
+    expect(MillwrightError.is(err) && ['ERR_REVOKED', 'ERR_TASK_FAILED'].includes(err.code)).toBe(true);
+  });
+
+  // Same for a task whose worker went away after STARTED (back in the queue): revoke() wrote nothing at all
+  // (it took STARTED for running), the task was dropped when it came up, and stayed STARTED forever.
+  it('revoking a started task that went back to the queue ends it REVOKED and fails its chain', async () => {
+    const clock = new FakeClock(1_000);
+    const core = new BrokerCore(clock, 60_000);
+    const message = (id: string, extra: Partial<TaskMessage> = {}): TaskMessage => ({
+      id, name: 'a', args: packArgs([]), queue: 'q', priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: clock.now(), ...extra,
+    });
+    const next = message('next');
+    core.publish({ tasks: [message('t', { onSuccess: { tasks: [next], chords: [] } })], chords: [] });
+    const got: Delivery[] = [];
+    const handler = { deliver: (d: Delivery): void => { got.push(d); }, revoked: () => undefined };
+    const dead = core.consume({ queues: ['q'], prefetch: 1, names: null }, handler);
+    await clock.advance(0);
+    core.setState({ id: 't', name: 'a', state: 'STARTED', attempts: 1, createdAt: 1_000, updatedAt: 1_000 });
+    core.cancel(dead);
+    core.revoke('t');
+    core.consume({ queues: ['q'], prefetch: 1, names: null }, handler);
+    await clock.advance(0);
+    expect(got).toHaveLength(1);
+    expect(core.getState('t')?.state).toBe('REVOKED');
+    expect(core.getState('next')?.state).toBe('FAILURE');
+    core.close();
+  });
+});
+
 describe('review of diagnostics channels', () => {
   // BUG (src/worker.ts #tell, 3f511c5): the channel is published after emit() in the same try block, so a
   // 'task:succeeded' listener that throws (reported, see 'review: worker') keeps the event from every

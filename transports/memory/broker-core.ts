@@ -146,9 +146,7 @@ export class BrokerCore {
       // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
       // chord callbacks) so no handle waits forever.
       this.#dropped.set(id, queued);
-      const ctx = { now, resultsExpireIn: this.#revokedRetention, rng: () => 0 };
-      const { stack: _stack, ...info } = toErrorInfo(new RevokedError(id)); // a broker-side stack says nothing useful
-      this.apply(finalFailure(queued, queued.attempt, 'REVOKED', info, ctx));
+      this.#fail(queued);
     } else if (current === undefined || (!isFinal(current.state) && current.state !== 'STARTED')) {
       this.#states.put({
         id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
@@ -219,6 +217,17 @@ export class BrokerCore {
   #isDropped(message: TaskMessage): boolean {
     const id = message.id;
     if (this.#dropped.size > 0 && this.#dropped.get(id) === message) return this.#dropped.delete(id);
-    return this.#revoked.has(id);
+    if (!this.#revoked.has(id)) return false;
+    // Revoked while it waited for a retry, or while back in the queue after its worker went away (STARTED):
+    // revoke() could not reach its message then. It ends REVOKED now, and so does the rest of its workflow.
+    this.#fail(message);
+    return true;
+  }
+
+  /** Applies the REVOKED outcome of a task that will not run: its workflow fails, so no handle waits forever. */
+  #fail(message: TaskMessage): void {
+    const ctx = { now: this.#clock.now(), resultsExpireIn: this.#revokedRetention, rng: () => 0 };
+    const { stack: _stack, ...info } = toErrorInfo(new RevokedError(message.id)); // a broker-side stack says nothing useful
+    this.apply(finalFailure(message, message.attempt, 'REVOKED', info, ctx));
   }
 }
