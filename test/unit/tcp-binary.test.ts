@@ -160,3 +160,28 @@ describe('ok replies', () => {
     expect(ids(out)).toEqual([[MsgType.ok, 2]]);
   });
 });
+
+describe('frames written straight into the outbox slab', () => {
+  it('move a frame that outgrows its slab mid-body, keeping the frames before it intact', () => {
+    const out = new Outbox();
+    const small: ServerMessage = { t: 'deliver', c: 1, tag: 1, redelivered: false, message: plain };
+    for (let i = 0; i < 400; i++) writeMessage(out, small); // ~56 KB of a 64 KB slab
+    const bigArgs = `[${'"é",'.repeat(40_000)}1]`;
+    const big: ServerMessage = { t: 'deliver', c: 1, tag: 2, redelivered: false, message: { ...plain, args: { json: bigArgs, bins: [new Uint8Array(70_000).fill(5)] } } };
+    writeMessage(out, big);
+    writeMessage(out, small);
+    const got = frames(out).map((f) => decodeServerMessage(f));
+    expect(got.length).toBe(402);
+    expect(got[0]).toEqual(small);
+    expect(got[399]).toEqual(small);
+    expect(got[400]).toEqual(big);
+    expect(got[401]).toEqual(small);
+  });
+
+  it('decode short strings through the cache exactly, non-ASCII included', () => {
+    for (const name of ['add', 'adc', 'ädd', 'a', 'x'.repeat(24), 'x'.repeat(25), 'add']) {
+      const m: ServerMessage = { t: 'deliver', c: 1, tag: 1, redelivered: false, message: { ...plain, name } };
+      expect(decodeServerMessage(encode(m))).toEqual(m);
+    }
+  });
+});

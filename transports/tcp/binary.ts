@@ -22,31 +22,70 @@
  */
 import type { Packed } from '../../src/codec.js';
 import type { ChordRef, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent, Batch } from '../../src/transport.js';
+import type { Outbox } from './framing.js';
 import { bad, readChordSpecs, readErrorInfo, readTaskExtras, stringifyWithBins, TASK_EXTRA_KEYS } from './wire-values.js';
 
 /** Task states in their wire order (u8). */
 export const STATE_CODES: readonly TaskState[] = ['PENDING', 'RECEIVED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
 const STATE_INDEX = new Map<string, number>(STATE_CODES.map((s, i) => [s, i]));
+/** Bytes of the fixed payload header (type, id, nbins); protocol.ts re-exports it. */
+export const PAYLOAD_HEADER_BYTES = 7;
 
 /**
- * Appends a binary body to a reusable scratch buffer, collecting binary
- * attachments in `bins`. One writer per module: encoding is synchronous.
+ * Writes a frame with a binary body straight into an {@link Outbox} slab,
+ * collecting binary attachments in `bins`: {@link begin}, the body's pieces,
+ * {@link end}. One writer per module: encoding is synchronous.
  */
 export class BodyWriter {
-  buf: Buffer = Buffer.allocUnsafe(4096);
+  buf: Buffer = Buffer.allocUnsafe(0);
   p = 0;
   bins: Uint8Array[] = [];
+  #out: Outbox | undefined;
+  /** Payload offset of the frame being written. */
+  #at = 0;
 
-  reset(): void {
-    this.p = 0;
-    this.bins = [];
+  /** Starts a frame of `type` answering or carrying request `id`. */
+  begin(out: Outbox, type: number, id: number): void {
+    const { buf, offset } = out.reserve(PAYLOAD_HEADER_BYTES + 256);
+    this.#out = out;
+    this.buf = buf;
+    this.#at = offset;
+    buf[offset] = type;
+    buf.writeUInt32BE(id >>> 0, offset + 1);
+    this.p = offset + PAYLOAD_HEADER_BYTES;
+    if (this.bins.length > 0) this.bins = [];
+  }
+
+  /** Finishes the frame: the attachment table goes before the body (moved up, rarely), the attachments after it. */
+  end(): void {
+    const bins = this.bins;
+    if (bins.length === 0) {
+      this.buf.writeUInt16BE(0, this.#at + 5);
+    } else {
+      let binBytes = 0;
+      for (const b of bins) binBytes += b.byteLength;
+      const table = 4 * bins.length;
+      this.#room(table + binBytes);
+      const at = this.#at;
+      const body = at + PAYLOAD_HEADER_BYTES;
+      this.buf.copyWithin(body + table, body, this.p);
+      this.p += table;
+      this.buf.writeUInt16BE(bins.length, at + 5);
+      let t = body;
+      for (const b of bins) { this.buf.writeUInt32BE(b.byteLength, t); t += 4; }
+      for (const b of bins) { this.buf.set(b, this.p); this.p += b.byteLength; }
+    }
+    (this.#out as Outbox).commit(this.p - this.#at);
+    this.#out = undefined;
   }
 
   #room(n: number): void {
     if (this.p + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.p + n));
-    this.buf.copy(next, 0, 0, this.p);
-    this.buf = next;
+    const used = this.p - this.#at;
+    const { buf, offset } = (this.#out as Outbox).extend(used, n);
+    this.buf = buf;
+    this.#at = offset;
+    this.p = offset + used;
   }
 
   u8(v: number): void {
@@ -73,10 +112,22 @@ export class BodyWriter {
   }
 
   str(s: string): void {
-    this.#room(4 + 3 * s.length);
-    const n = s.length === 0 ? 0 : this.buf.write(s, this.p + 4, 'utf8');
-    this.buf.writeUInt32BE(n, this.p);
-    this.p += 4 + n;
+    const len = s.length;
+    this.#room(4 + 3 * len);
+    const buf = this.buf;
+    const start = this.p + 4;
+    let n = 0;
+    // Short ASCII strings (ids, names, JSON of small values) byte by byte: cheaper than a call into C++.
+    if (len <= 64) {
+      for (; n < len; n++) {
+        const c = s.charCodeAt(n);
+        if (c >= 0x80) break;
+        buf[start + n] = c;
+      }
+    }
+    if (n < len) n = buf.write(s, start, 'utf8');
+    buf.writeUInt32BE(n, this.p);
+    this.p = start + n;
   }
 
   packed(v: Packed): void {
@@ -142,6 +193,45 @@ function taskExtras(m: TaskMessage, bins: Uint8Array[]): string {
   return stringifyWithBins(o, true, bins);
 }
 
+type Utf8Slice = (start: number, end: number) => string;
+const nativeUtf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice;
+/**
+ * UTF-8 decoding of a byte range. `Buffer#utf8Slice` (what `toString('utf8')`
+ * calls after normalising its arguments) when this Node has it: the wrapper
+ * costs as much as the decoding for the short strings of a task.
+ */
+const utf8: (buf: Buffer, start: number, end: number) => string = typeof nativeUtf8Slice === 'function'
+  ? (buf, start, end) => (buf as unknown as { utf8Slice: Utf8Slice }).utf8Slice(start, end)
+  : (buf, start, end) => buf.toString('utf8', start, end);
+
+/**
+ * Short ASCII strings recur in every frame (task names, queues, small JSON
+ * values): a direct-mapped cache keyed by a hash of the bytes returns the
+ * string already made, without allocating or calling into C++.
+ */
+const SHORT = 24;
+const CACHE_SIZE = 1024;
+const cache: string[] = new Array<string>(CACHE_SIZE).fill('');
+
+function short(buf: Buffer, at: number, n: number): string {
+  let h = n;
+  for (let i = 0; i < n; i++) {
+    const c = buf[at + i] as number;
+    if (c >= 0x80) return utf8(buf, at, at + n);
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = (h >>> 0) & (CACHE_SIZE - 1);
+  const hit = cache[slot] as string;
+  if (hit.length === n) {
+    let i = 0;
+    while (i < n && hit.charCodeAt(i) === buf[at + i]) i++;
+    if (i === n) return hit;
+  }
+  const s = utf8(buf, at, at + n);
+  cache[slot] = s;
+  return s;
+}
+
 /** Bounds-checked reader over a binary body; errors name the field's path. */
 export class BodyReader {
   readonly #buf: Buffer;
@@ -195,7 +285,8 @@ export class BodyReader {
   str(path: string): string {
     const n = this.#buf.readUInt32BE(this.#need(4, path));
     const at = this.#need(n, path);
-    return n === 0 ? '' : this.#buf.toString('utf8', at, at + n);
+    if (n === 0) return '';
+    return n <= SHORT ? short(this.#buf, at, n) : utf8(this.#buf, at, at + n);
   }
 
   /** A JSON text field: "" is undefined, anything else must parse. */

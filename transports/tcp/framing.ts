@@ -125,6 +125,22 @@ export class Outbox {
   }
 
   /**
+   * Makes room for `extra` more bytes in the frame reserved last, of which
+   * `used` payload bytes are written: moves it to a bigger slab when needed.
+   * Returns the slab and payload offset to continue with.
+   */
+  extend(used: number, extra: number): { buf: Buffer; offset: number } {
+    const frame = this.#pos;
+    if (this.#slab.length - frame - HEADER_BYTES - used >= extra) return { buf: this.#slab, offset: frame + HEADER_BYTES };
+    this.#retire();
+    const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (HEADER_BYTES + used + extra)));
+    this.#slab.copy(next, 0, frame, frame + HEADER_BYTES + used);
+    this.#slab = next;
+    this.#start = this.#pos = 0;
+    return { buf: next, offset: HEADER_BYTES };
+  }
+
+  /**
    * The last frame written, while it can still be changed in place (it was
    * not taken): its payload offset in {@link slab} and its payload length.
    * `offset` is -1 when there is none.

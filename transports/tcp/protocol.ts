@@ -16,14 +16,14 @@
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ConsumeSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
-import { BodyReader, BodyWriter } from './binary.js';
+import { BodyReader, BodyWriter, PAYLOAD_HEADER_BYTES } from './binary.js';
 import type { Outbox } from './framing.js';
 import { arr, bad, int, ints, isBinary, obj, readPacked, str, strings, stringifyWithBins } from './wire-values.js';
 
 /** Protocol version spoken by this implementation. */
 export const PROTOCOL_VERSION = 2;
 /** Bytes of the fixed payload header. */
-export const PAYLOAD_HEADER_BYTES = 7;
+export { PAYLOAD_HEADER_BYTES };
 
 /** Message type codes. Client -> server below 64, server -> client from 64. */
 export const MsgType = {
@@ -75,19 +75,20 @@ const writer = new BodyWriter();
  * every earlier request too, since replies come in request order.
  */
 export function writeMessage(out: Outbox, msg: AnyMessage): void {
+  const w = writer;
   switch (msg.t) {
     case 'ok': return writeOk(out, msg.id);
-    case 'publish': writer.reset(); writer.batch(msg.batch); return writeBinary(out, MsgType.publish, msg.id);
-    case 'settle': writer.reset(); writer.num(msg.tag); writer.str(msg.mid); writer.outcome(msg.outcome); return writeBinary(out, MsgType.settle, msg.id);
-    case 'setState': writer.reset(); writer.record(msg.record); return writeBinary(out, MsgType.setState, msg.id);
+    case 'publish': w.begin(out, MsgType.publish, msg.id); w.batch(msg.batch); return w.end();
+    case 'settle': w.begin(out, MsgType.settle, msg.id); w.num(msg.tag); w.str(msg.mid); w.outcome(msg.outcome); return w.end();
+    case 'setState': w.begin(out, MsgType.setState, msg.id); w.record(msg.record); return w.end();
     case 'result':
-      writer.reset(); writer.u8(msg.record === null ? 0 : 1);
-      if (msg.record !== null) writer.record(msg.record);
-      return writeBinary(out, MsgType.result, msg.id);
+      w.begin(out, MsgType.result, msg.id); w.u8(msg.record === null ? 0 : 1);
+      if (msg.record !== null) w.record(msg.record);
+      return w.end();
     case 'deliver':
-      writer.reset(); writer.num(msg.c); writer.num(msg.tag); writer.u8(msg.redelivered ? 1 : 0); writer.task(msg.message);
-      return writeBinary(out, MsgType.deliver, 0);
-    case 'event': writer.reset(); writer.event(msg.event); return writeBinary(out, MsgType.event, 0);
+      w.begin(out, MsgType.deliver, 0); w.num(msg.c); w.num(msg.tag); w.u8(msg.redelivered ? 1 : 0); w.task(msg.message);
+      return w.end();
+    case 'event': w.begin(out, MsgType.event, 0); w.event(msg.event); return w.end();
     default: return writeJson(out, msg);
   }
 }
@@ -100,22 +101,6 @@ function writeOk(out: Outbox, id: number): void {
     return;
   }
   writeFrame(out, MsgType.ok, id, '', []);
-}
-
-function writeBinary(out: Outbox, type: number, id: number): void {
-  const bins = writer.bins;
-  let binBytes = 0;
-  for (const b of bins) binBytes += b.byteLength;
-  const head = PAYLOAD_HEADER_BYTES + 4 * bins.length;
-  const { buf, offset } = out.reserve(head + writer.p + binBytes);
-  buf[offset] = type;
-  buf.writeUInt32BE(id >>> 0, offset + 1);
-  buf.writeUInt16BE(bins.length, offset + 5);
-  let p = offset + PAYLOAD_HEADER_BYTES;
-  for (const b of bins) { buf.writeUInt32BE(b.byteLength, p); p += 4; }
-  p += writer.buf.copy(buf, p, 0, writer.p);
-  for (const b of bins) { buf.set(b, p); p += b.byteLength; }
-  out.commit(p - offset);
 }
 
 function writeJson(out: Outbox, msg: AnyMessage): void {
