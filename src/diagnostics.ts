@@ -5,7 +5,7 @@
  *
  * | channel                        | message                                         |
  * |--------------------------------|-------------------------------------------------|
- * | `millwright:app:sent`          | `{ ids: string[] }` every task id a send queued |
+ * | `millwright:app:sent`          | `{ ids: string[] }` every task id of the workflow sent (links and callbacks included) |
  * | `millwright:task:started`      | `{ id, name, attempt }`                         |
  * | `millwright:task:succeeded`    | `{ id, name, attempt, result }`                 |
  * | `millwright:task:failed`       | `{ id, name, attempt, error }` (final)          |

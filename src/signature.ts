@@ -84,6 +84,8 @@ export function signature(task: string | { readonly name: string }, args: readon
   if (typeof name !== 'string' || name === '') throw new ValidationError(`Expected a task name (a non-empty string), got ${String(name)}`, 'name');
   if (!Array.isArray(args)) throw new ValidationError(`Expected args to be an array, got ${typeof args}`, 'args');
   if (typeof options !== 'object' || options === null) throw new ValidationError(`Expected signature options to be an object, got ${String(options)}`, 'options');
+  // Object.assign below would run the __proto__ setter for an own "__proto__" key (JSON.parse makes them).
+  if (Object.hasOwn(options, '__proto__')) throw new ValidationError('Signature options must not have an own "__proto__" key', 'options.__proto__');
   // Object.assign, not `{ ...options }`: V8 pretenures spread clones, and a million signatures
   // sent with ETAs then left ~400 MB of dead clones in old space (RSS 809 MB vs 438 MB; bench/delayed.mjs).
   return Object.assign({}, options, { id: options.id ?? uuid(), name, args: [...args] });

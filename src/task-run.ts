@@ -85,10 +85,10 @@ export class InlineContext implements TaskContext {
   readonly name: string;
   readonly attempt: number;
   readonly retriesLeft: number;
-  readonly headers: Readonly<Record<string, string>>;
   readonly #run: Run;
   readonly #transport: Transport;
   #progress: ((value: unknown) => void) | undefined;
+  #headers: Record<string, string> | undefined;
 
   constructor(run: Run, attempt: number, transport: Transport) {
     const message = run.delivery.message;
@@ -98,7 +98,11 @@ export class InlineContext implements TaskContext {
     this.name = message.name;
     this.attempt = attempt;
     this.retriesLeft = message.retries;
-    this.headers = message.headers ?? EMPTY_HEADERS;
+  }
+
+  /** A copy, made on first read: the task may change it without touching the queued message. */
+  get headers(): Readonly<Record<string, string>> {
+    return (this.#headers ??= { ...this.#run.delivery.message.headers });
   }
 
   /** Made on first use, and stays bound: `const { progress } = currentTask()` works. */
@@ -114,8 +118,6 @@ export class InlineContext implements TaskContext {
     return signatureOf(this.#run.delivery.message);
   }
 }
-
-const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export function progressOf(transport: Transport, run: Run): (value: unknown) => void {
   const { tag, message } = run.delivery;

@@ -253,11 +253,12 @@ export class Worker extends EventEmitter {
     if (def.kind === 'inline') {
       const context = new InlineContext(run, attempt, transport);
       // Always through AsyncLocalStorage, so the context follows every continuation (also of a plain function
-      // returning a promise). On Node 20 it costs ~40% of trivial in-memory throughput (promise hooks); correct first.
+      // returning a promise). On Node 20 its promise hooks cost ~0.07 us per promise in the process (measured:
+      // 0.15 -> 0.33 us per async call), a few % of trivial in-memory throughput; correct first.
       return runInContext(context, () => def.fn(...args));
     }
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
-    const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: message.headers ?? {}, signature: signatureOf(message) };
+    const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: { ...message.headers }, signature: signatureOf(message) };
     return this.#runner.run(def, args, data, signalOf(run), progressOf(transport, run));
   }
 
@@ -288,6 +289,8 @@ export class Worker extends EventEmitter {
   /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */
   #settle(run: Run, outcome: Outcome): undefined {
     run.done = true;
+    // A revocation is told to the holder of a delivery: once that delivery is settled, it is spent.
+    if (this.#revoked.size > 0) this.#revoked.delete(run.delivery.message.id);
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
     this.#settling++;
     const settled = this.#host.transport.settle(run.delivery.tag, outcome);

@@ -136,6 +136,28 @@ export function describeTransport(name: string, factory: () => Promise<Transport
       await rest.stop();
     });
 
+    it('tasks handed back by every consumer that takes them do not hold up the ones behind them', async () => {
+      const t1 = await open();
+      const t2 = await open();
+      const queue = uniqueQueue();
+      const first = collect(t1, queue, 400);
+      await first.ready;
+      const back = Array.from({ length: 300 }, (_, i) => message(queue, { args: [i] }));
+      await t1.publish({ tasks: back, chords: [] });
+      await until(() => first.deliveries.length === back.length);
+      for (const d of [...first.deliveries].reverse()) await t1.release(d.tag, 0);
+      const next = message(queue);
+      await t1.publish(batch(next));
+      await until(() => first.deliveries.length === back.length + 1);
+      expect(first.deliveries.at(-1)?.message.id).toBe(next.id);
+      const other = collect(t2, queue, 400);
+      await other.ready;
+      await until(() => other.deliveries.length === back.length);
+      expect(other.deliveries.map((d) => d.message.id)).toEqual(back.map((m) => m.id));
+      await first.stop();
+      await other.stop();
+    });
+
     it('a released delivery goes to another consumer', async () => {
       const t1 = await open();
       const t2 = await open();

@@ -6,7 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
   App, chain, ChordError, chord, ClosedError, currentTask, FakeClock, group, MemoryTransport, MillwrightError,
-  PermanentError, signature, systemClock, TaskFailedError, TimeoutError, ValidationError,
+  PermanentError, signature, systemClock, TaskFailedError, TimeoutError, ValidationError, type SignatureOptions,
 } from '../../src/index.js';
 import { packArgs } from '../../src/codec.js';
 import { finalFailure } from '../../src/outcome.js';
@@ -449,5 +449,28 @@ describe('review of diagnostics channels', () => {
     } finally {
       unsubscribe('millwright:task:succeeded', onSucceeded);
     }
+  });
+});
+
+describe('review: signature options and task headers', () => {
+  it('rejects signature options with an own __proto__ key (Object.assign would set the prototype)', () => {
+    const options = JSON.parse('{"__proto__": {"queue": "elsewhere"}, "retries": 1}') as SignatureOptions;
+    expect(() => signature('t', [], options)).toThrow(ValidationError);
+  });
+
+  it('a task changing currentTask().headers does not change the queued message (a redelivery sees the original)', async () => {
+    const { app, clock } = setup();
+    const seen: string[] = [];
+    const t = app.task('h', () => {
+      const headers = currentTask().headers as Record<string, string>;
+      seen.push(headers['trace'] ?? 'none');
+      headers['trace'] = 'changed';
+      throw new Error('again');
+    }, { retries: 1, backoff: { type: 'fixed', delay: 5 } });
+    await app.worker().start();
+    const r = await app.send(t.with({ headers: { trace: 'abc' } }));
+    await clock.advance(5);
+    await expect(r.get()).rejects.toThrow('again');
+    expect(seen).toEqual(['abc', 'abc']);
   });
 });

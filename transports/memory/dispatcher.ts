@@ -33,10 +33,11 @@ interface ConsumerState {
 interface QueueState {
   readonly ready: ReadyQueue<Entry>;
   /**
-   * Ready tasks whose name no consumer of the queue accepts (all of them
-   * filter by name, `ignoreUnknown`), set aside per name, oldest first, so
-   * they cannot hold up the tasks behind them; back at the front of the
-   * queue when a consumer that takes the name joins.
+   * Ready tasks that no consumer of the queue takes (all of them filter by
+   * name, `ignoreUnknown`, or the ones that do handed the task back), set
+   * aside per name, oldest first, so they cannot hold up the tasks behind
+   * them; back at the front of the queue when a consumer that takes the
+   * name joins.
    */
   readonly parked: Map<string, Entry[]>;
   parkedCount: number;
@@ -219,7 +220,7 @@ export class Dispatcher {
       if (this.#isDropped(next.item.message)) continue;
       const consumer = this.#pick(q, next.item);
       if (consumer !== null) this.#deliver(consumer, next.item);
-      else if (this.#accepted(q, next.item.message.name)) skipped.push(next);
+      else if (this.#accepted(q, next.item)) skipped.push(next);
       else this.#park(q, next.item);
     }
     for (let i = skipped.length - 1; i >= 0; i--) {
@@ -228,9 +229,12 @@ export class Dispatcher {
     }
   }
 
-  /** Whether any consumer of the queue takes tasks of this name (full or not). */
-  #accepted(q: QueueState, name: string): boolean {
-    for (const c of q.consumers) if (c.names === null || c.names.has(name)) return true;
+  /** Whether any consumer of the queue takes this task (full or not): takes its name and did not hand it back. */
+  #accepted(q: QueueState, entry: Entry): boolean {
+    const name = entry.message.name;
+    for (const c of q.consumers) {
+      if ((c.names === null || c.names.has(name)) && entry.rejectedBy?.has(c.id) !== true) return true;
+    }
     return false;
   }
 
