@@ -15,7 +15,7 @@ import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
 import { AsyncResult, Closing, GroupResult, type HandleContext } from './result.js';
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
-import { signature, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
+import { signature, withOptions, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
 import type { Transport } from './transport.js';
 import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
 import { compile, taskIds, type HandleShape } from './workflow.js';
@@ -126,7 +126,7 @@ export class App {
     this.#registry.add(name, impl, Object.freeze({ ...options }));
     return {
       name,
-      s: (...args: unknown[]) => signature(name, args),
+      s: (...args: unknown[]) => withOptions(name, args, EMPTY_OPTIONS),
       with: (opts: SignatureOptions, ...args: unknown[]) => signature(name, args, opts),
     } as TaskRef<unknown[], unknown>;
   }
@@ -222,6 +222,8 @@ export class App {
 }
 
 export type { PrefixOf };
+
+const EMPTY_OPTIONS: SignatureOptions = Object.freeze({});
 
 /** The result type a TaskRef's signature carries (`unknown` for a plain signature). */
 export type ResultOf<S> = S extends { readonly __result?: infer R } ? unknown extends R ? unknown : R : unknown;

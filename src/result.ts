@@ -152,7 +152,8 @@ class Waiter {
   readonly #onEvent = (event: WatchEvent): void => { if (event.type === 'state') this.#finish(event.record); };
   readonly #onRecord = (record: StateRecord | undefined): void => { if (record !== undefined) this.#finish(record); };
   readonly #onError = (err: unknown): void => this.#finish(undefined, err as Error);
-  readonly #onAbort = (): void => this.#finish(undefined, new AbortError(`get() of task ${this.#id} was aborted`));
+  /** Made only for a get() with a signal. */
+  #onAbort: (() => void) | undefined;
 
   constructor(ctx: HandleContext, id: string, name: string, options: GetOptions, resolve: (value: unknown) => void, reject: (reason: Error) => void) {
     this.#ctx = ctx;
@@ -167,10 +168,13 @@ class Waiter {
     const { transport, clock, closing } = this.#ctx;
     const { signal, timeout } = this.#options;
     this.#unwatch = transport.watch(this.#id, this.#onEvent);
-    if (signal?.aborted === true) return this.#onAbort();
+    if (signal !== undefined) {
+      this.#onAbort = () => this.#finish(undefined, new AbortError(`get() of task ${this.#id} was aborted`));
+      if (signal.aborted) return this.#onAbort();
+    }
     if (closing.reason !== undefined) return this.#finish(undefined, closing.reason);
     closing.add(this);
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (this.#onAbort !== undefined) signal?.addEventListener('abort', this.#onAbort, { once: true });
     if (timeout !== undefined) {
       this.#timer = clock.setTimer(() => this.#finish(undefined, new TimeoutError(`Timed out after ${timeout} ms waiting for task ${this.#id} (${this.#name}): it is still queued or running; raise the timeout or check that a worker consumes its queue`, timeout)), timeout);
     }
@@ -188,7 +192,7 @@ class Waiter {
     this.#done = true;
     this.#unwatch?.();
     if (this.#timer !== undefined) this.#ctx.clock.clearTimer(this.#timer);
-    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#onAbort !== undefined) this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#ctx.closing.delete(this);
     if (error !== undefined) this.#reject(error);
     else settleFromRecord(record as StateRecord, this.#resolve, this.#reject);

@@ -86,9 +86,23 @@ export function signature(task: string | { readonly name: string }, args: readon
   if (typeof options !== 'object' || options === null) throw new ValidationError(`Expected signature options to be an object, got ${String(options)}`, 'options');
   // Object.assign below would run the __proto__ setter for an own "__proto__" key (JSON.parse makes them).
   if (Object.hasOwn(options, '__proto__')) throw new ValidationError('Signature options must not have an own "__proto__" key', 'options.__proto__');
+  return withOptions(name, [...args], options);
+}
+
+/**
+ * A signature of `name` with `args` (owned by the signature from now on).
+ * @internal For `TaskRef.s()`/`.with()`, whose rest arguments are already a fresh array.
+ */
+export function withOptions(name: string, args: unknown[], options: SignatureOptions): Signature {
   // Object.assign, not `{ ...options }`: V8 pretenures spread clones, and a million signatures
   // sent with ETAs then left ~400 MB of dead clones in old space (RSS 809 MB vs 438 MB; bench/delayed.mjs).
-  return Object.assign({}, options, { id: options.id ?? uuid(), name, args: [...args] });
+  if (isEmpty(options)) return { id: uuid(), name, args };
+  return Object.assign({}, options, { id: options.id ?? uuid(), name, args });
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 /** Runs `steps` in order; each result is appended to the next step's args. */
