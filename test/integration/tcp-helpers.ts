@@ -22,8 +22,8 @@ export async function rawClient(port: number): Promise<RawClient> {
   socket.on('error', () => undefined);
   const frames: ServerMessage[] = [];
   const waiters: Array<{ pred: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }> = [];
-  const decoder = new FrameDecoder(1 << 24, (p) => {
-    const m = decodeServerMessage(p);
+  const decoder = new FrameDecoder(1 << 24, (buf, start, end) => {
+    const m = decodeServerMessage(buf, start, end);
     frames.push(m);
     for (const w of [...waiters]) if (w.pred(m)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); }
   });

@@ -10,7 +10,7 @@ import {
 
 const frames = (out: Outbox): Buffer[] => {
   const got: Buffer[] = [];
-  const d = new FrameDecoder(1 << 20, (p) => got.push(Buffer.from(p)));
+  const d = new FrameDecoder(1 << 20, (buf, start, end) => got.push(Buffer.from(buf.subarray(start, end))));
   for (const b of out.take()) d.push(b);
   return got;
 };

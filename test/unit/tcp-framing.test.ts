@@ -12,7 +12,7 @@ function stream(payloads: Uint8Array[]): Buffer {
 
 function decodeAll(chunks: Buffer[], max = 1 << 20): Buffer[] {
   const out: Buffer[] = [];
-  const d = new FrameDecoder(max, (p) => out.push(Buffer.from(p)));
+  const d = new FrameDecoder(max, (buf, start, end) => out.push(Buffer.from(buf.subarray(start, end))));
   for (const c of chunks) d.push(c);
   return out;
 }
@@ -58,7 +58,7 @@ describe('FrameDecoder', () => {
 
   it('accepts a frame of exactly maxFrameBytes and keeps an incomplete tail buffered', () => {
     const got: number[] = [];
-    const d = new FrameDecoder(16, (p) => got.push(p.length));
+    const d = new FrameDecoder(16, (_buf, start, end) => got.push(end - start));
     const full = encodeFrame(Buffer.alloc(16, 7));
     d.push(Buffer.concat([full, full.subarray(0, 10)]));
     expect(got).toEqual([16]);
@@ -70,7 +70,7 @@ describe('FrameDecoder', () => {
 
   it('stops delivering after stop()', () => {
     const got: Buffer[] = [];
-    const d = new FrameDecoder(100, (p) => { got.push(p); d.stop(); });
+    const d = new FrameDecoder(100, (buf, start, end) => { got.push(buf.subarray(start, end)); d.stop(); });
     d.push(stream([Buffer.from('a'), Buffer.from('b')]));
     expect(got.length).toBe(1);
   });

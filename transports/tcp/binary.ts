@@ -232,18 +232,41 @@ function short(buf: Buffer, at: number, n: number): string {
   return s;
 }
 
+/**
+ * A settle names its task twice (`mid` and the record's `id`), a task id
+ * recurs in its STARTED and final records: a longer string equal to the last
+ * one decoded is that same string (one allocation, one hash computation in
+ * the maps it is looked up in).
+ */
+let lastLong = '';
+
+function long(buf: Buffer, at: number, n: number): string {
+  const last = lastLong;
+  if (last.length === n) {
+    let i = 0;
+    while (i < n && last.charCodeAt(i) === buf[at + i] && (buf[at + i] as number) < 0x80) i++;
+    if (i === n) return last;
+  }
+  return (lastLong = utf8(buf, at, at + n));
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_BINS: readonly Uint8Array[] = [];
+
 /** Bounds-checked reader over a binary body; errors name the field's path. */
 export class BodyReader {
-  readonly #buf: Buffer;
-  readonly bins: readonly Uint8Array[];
-  #p: number;
-  readonly #end: number;
+  #buf: Buffer = EMPTY;
+  bins: readonly Uint8Array[] = NO_BINS;
+  #p = 0;
+  #end = 0;
 
-  constructor(buf: Buffer, start: number, end: number, bins: readonly Uint8Array[]) {
+  /** Points the reader at the body `buf[start..end)` of a frame with attachments `bins` (one reader is reused). */
+  reset(buf: Buffer, start: number, end: number, bins: readonly Uint8Array[]): this {
     this.#buf = buf;
     this.#p = start;
     this.#end = end;
     this.bins = bins;
+    return this;
   }
 
   #need(n: number, path: string): number {
@@ -253,9 +276,11 @@ export class BodyReader {
     return at;
   }
 
-  /** The body was consumed exactly. */
+  /** The body was consumed exactly. Lets go of the frame (the reader is reused). */
   done(what: string): void {
     if (this.#p !== this.#end) throw bad(what, `has ${this.#end - this.#p} bytes left over after its last field`);
+    this.#buf = EMPTY;
+    this.bins = NO_BINS;
   }
 
   u8(path: string): number {
@@ -286,7 +311,7 @@ export class BodyReader {
     const n = this.#buf.readUInt32BE(this.#need(4, path));
     const at = this.#need(n, path);
     if (n === 0) return '';
-    return n <= SHORT ? short(this.#buf, at, n) : utf8(this.#buf, at, at + n);
+    return n <= SHORT ? short(this.#buf, at, n) : long(this.#buf, at, n);
   }
 
   /** A JSON text field: "" is undefined, anything else must parse. */

@@ -275,8 +275,8 @@ export class TcpTransport implements Transport {
     socket.setNoDelay(true);
     const timer = this.#clock.setTimer(() => socket.destroy(new Error(`no welcome within ${o.connectTimeout} ms`)), o.connectTimeout);
     let welcomed = false;
-    const decoder = new FrameDecoder(o.maxFrameBytes, (payload) => {
-      const msg = decodeServerMessage(payload);
+    const decoder = new FrameDecoder(o.maxFrameBytes, (buf, start, end) => {
+      const msg = decodeServerMessage(buf, start, end);
       if (!welcomed) {
         if (msg.t === 'welcome') { welcomed = true; this.#clock.clearTimer(timer); this.#opened(msg.heartbeat); return; }
         if (msg.t !== 'error') throw new ProtocolError(`Expected welcome from the broker, got ${msg.t}`);

@@ -65,7 +65,7 @@ export class Connection {
     this.socket = socket;
     this.#host = host;
     this.lastSeen = this.openedAt = host.now();
-    this.#decoder = new FrameDecoder(host.maxFrameBytes, (payload) => this.#onFrame(payload));
+    this.#decoder = new FrameDecoder(host.maxFrameBytes, (buf, start, end) => this.#onFrame(buf, start, end));
     socket.on('data', (chunk: Buffer) => {
       this.lastSeen = host.now();
       try {
@@ -141,9 +141,9 @@ export class Connection {
     this.#host.watchVisibility(this, due);
   }
 
-  #onFrame(payload: Buffer): void {
+  #onFrame(buf: Buffer, start: number, end: number): void {
     if (!this.isOpen || this.#state === 'closing') return;
-    const msg = decodeClientMessage(payload);
+    const msg = decodeClientMessage(buf, start, end);
     if (this.#state === 'handshake') return this.#hello(msg);
     if (msg.t === 'hello') throw new ProtocolError('Unexpected hello: the handshake is already done');
     this.#handle(msg);

@@ -20,19 +20,20 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 /**
  * Streaming frame decoder. Feed it socket chunks with {@link push}; it calls
- * `onFrame` with each complete payload (a view into the chunk: copy what you
- * keep). Throws `ProtocolError` on a length above `maxFrameBytes`.
+ * `onFrame(buf, start, end)` with each complete payload, `buf[start..end)`
+ * (the chunk itself, not a copy: copy what you keep; no view is allocated per
+ * frame). Throws `ProtocolError` on a length above `maxFrameBytes`.
  */
 export class FrameDecoder {
   readonly #max: number;
-  readonly #onFrame: (payload: Buffer) => void;
+  readonly #onFrame: (buf: Buffer, start: number, end: number) => void;
   #chunks: Buffer[] = [];
   #size = 0;
   /** Bytes needed before the next parse can make progress. */
   #need = HEADER_BYTES;
   #stopped = false;
 
-  constructor(maxFrameBytes: number, onFrame: (payload: Buffer) => void) {
+  constructor(maxFrameBytes: number, onFrame: (buf: Buffer, start: number, end: number) => void) {
     this.#max = maxFrameBytes;
     this.#onFrame = onFrame;
   }
@@ -70,7 +71,7 @@ export class FrameDecoder {
       if (left - HEADER_BYTES < len) { this.#need = HEADER_BYTES + len; break; }
       const start = off + HEADER_BYTES;
       off = start + len;
-      this.#onFrame(buf.subarray(start, off));
+      this.#onFrame(buf, start, off);
     }
     if (off < buf.length && !this.#stopped) {
       this.#chunks.push(buf.subarray(off));

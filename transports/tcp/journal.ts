@@ -239,7 +239,8 @@ export function replayLog(data: Buffer, onRecord: (r: JournalRecord) => void): n
   let crc = 0;
   let offset = 0;
   let good = 0;
-  const decoder = new FrameDecoder(MAX_RECORD, (payload) => {
+  const decoder = new FrameDecoder(MAX_RECORD, (buf, from, to) => {
+    const payload = buf.subarray(from, to);
     const frameStart = offset;
     offset += 4 + payload.length;
     const raw = splitPayload(payload);
@@ -304,7 +305,8 @@ export function readSnapshot(data: Buffer): { gen: number; snapshot: CoreSnapsho
   let crc = 0;
   let offset = 0;
   let complete = false;
-  new FrameDecoder(MAX_RECORD, (payload) => {
+  new FrameDecoder(MAX_RECORD, (buf, from, to) => {
+    const payload = buf.subarray(from, to);
     const start = offset;
     offset += 4 + payload.length;
     const { type, body, bins } = splitPayload(payload);

@@ -166,24 +166,26 @@ export interface FrameParts {
 
 const NO_BINS: readonly Uint8Array[] = [];
 
-/** Splits a payload into its header fields, the body's byte range and the attachments. */
-export function splitFrame(payload: Uint8Array): FrameParts {
-  if (payload.length < PAYLOAD_HEADER_BYTES) throw new ProtocolError(`Malformed frame: payload of ${payload.length} bytes is shorter than the ${PAYLOAD_HEADER_BYTES}-byte message header`);
+/** Splits the payload `payload[from..to)` into its header fields, the body's byte range and the attachments. */
+export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): FrameParts {
+  const size = to - from;
+  if (size < PAYLOAD_HEADER_BYTES) throw new ProtocolError(`Malformed frame: payload of ${size} bytes is shorter than the ${PAYLOAD_HEADER_BYTES}-byte message header`);
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  const type = buf[0] as number;
-  const id = buf.readUInt32BE(1);
-  const nbins = buf.readUInt16BE(5);
-  const start = PAYLOAD_HEADER_BYTES + 4 * nbins;
-  if (start > buf.length) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${buf.length}-byte payload`);
-  if (nbins === 0) return { type, id, buf, start, end: buf.length, bins: NO_BINS };
+  const type = buf[from] as number;
+  const id = buf.readUInt32BE(from + 1);
+  const nbins = buf.readUInt16BE(from + 5);
+  const table = from + PAYLOAD_HEADER_BYTES;
+  const start = table + 4 * nbins;
+  if (start > to) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${size}-byte payload`);
+  if (nbins === 0) return { type, id, buf, start, end: to, bins: NO_BINS };
   let binBytes = 0;
-  for (let i = 0; i < nbins; i++) binBytes += buf.readUInt32BE(PAYLOAD_HEADER_BYTES + 4 * i);
-  const end = buf.length - binBytes;
+  for (let i = 0; i < nbins; i++) binBytes += buf.readUInt32BE(table + 4 * i);
+  const end = to - binBytes;
   if (end < start) throw new ProtocolError('Malformed frame: attachment lengths exceed the payload');
   const bins: Uint8Array[] = [];
   let p = end;
   for (let i = 0; i < nbins; i++) {
-    const len = buf.readUInt32BE(PAYLOAD_HEADER_BYTES + 4 * i);
+    const len = buf.readUInt32BE(table + 4 * i);
     bins.push(buf.subarray(p, p + len));
     p += len;
   }
@@ -201,16 +203,17 @@ export function splitPayload(payload: Uint8Array): RawMessage {
   return { type: f.type, id: f.id, body: parseJson(f), bins: f.bins };
 }
 
-const readerOf = (f: FrameParts): BodyReader => new BodyReader(f.buf, f.start, f.end, f.bins);
+const reader = new BodyReader();
+const readerOf = (f: FrameParts): BodyReader => reader.reset(f.buf, f.start, f.end, f.bins);
 
 const CLIENT_NAMES = new Map<number, ClientMessage['t']>([
   [1, 'hello'], [2, 'publish'], [3, 'consume'], [4, 'cancel'], [5, 'settle'], [6, 'release'], [7, 'setState'], [8, 'getState'],
   [9, 'revoke'], [10, 'watch'], [11, 'unwatch'], [12, 'progress'], [13, 'heartbeat'], [14, 'stats'],
 ]);
 
-/** Decodes and narrows a client -> server payload. */
-export function decodeClientMessage(payload: Uint8Array): ClientMessage {
-  const f = splitFrame(payload);
+/** Decodes and narrows a client -> server payload, `payload[from..to)`. */
+export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.length): ClientMessage {
+  const f = splitFrame(payload, from, to);
   const { type, id, bins } = f;
   const t = CLIENT_NAMES.get(type);
   if (t === undefined) throw new ProtocolError(`Unknown message type ${type}: this broker speaks protocol version ${PROTOCOL_VERSION} (see docs/protocol.md)`);
@@ -248,9 +251,9 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
   }
 }
 
-/** Decodes and narrows a server -> client payload. */
-export function decodeServerMessage(payload: Uint8Array): ServerMessage {
-  const f = splitFrame(payload);
+/** Decodes and narrows a server -> client payload, `payload[from..to)`. */
+export function decodeServerMessage(payload: Uint8Array, from = 0, to = payload.length): ServerMessage {
+  const f = splitFrame(payload, from, to);
   const { type, id } = f;
   switch (type) {
     case MsgType.ok: return { t: 'ok', id };
