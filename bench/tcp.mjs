@@ -11,7 +11,9 @@
 // Rows: throughput (trivial tasks, send -> worker completion), idle send -> result
 // latency (2,000 tasks one at a time, after 8,000 warm-up tasks on the same path; the
 // first 500 after start are reported separately as "cold"), delayed-task lateness, SIGKILL redelivery, broker memory per queued task,
-// journal throughput (fsync group commit), raw node:net pipelined and request/response.
+// journal throughput (fsync group commit), raw node:net pipelined and request/response, and
+// BullMQ in the same shape when PEER_DIR has it and redis-server is installed
+// (lib/bullmq-peer.mjs; otherwise the peers' recorded baselines are printed, marked as such).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -19,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from './lib/child.mjs';
+import { bullmqRole, bullmqUnavailable, bullmqVersion, RECORDED, startRedis } from './lib/bullmq-peer.mjs';
 import { median, min, max, summary } from './lib/stats.mjs';
 import { printTable, int, fixed } from './lib/table.mjs';
 
@@ -32,12 +35,14 @@ if (args.role !== '') {
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => process.exit(0));
   process.on('message', (m) => { if (m.type === 'cpu') { const u = process.cpuUsage(); process.send({ type: 'cpu', us: u.user + u.system, sys: u.system }); } });
-  const { App, signature, currentTask } = await import('../dist/src/index.js');
-  const { BrokerServer, TcpTransport } = await import('../dist/transports/tcp/index.js');
   const send = (m) => process.send(m);
   const on = (type) => new Promise((r) => process.on('message', function h(m) { if (m.type === type) { process.off('message', h); r(m); } }));
+  const { App, signature, currentTask } = args.role.startsWith('bullmq-') ? {} : await import('../dist/src/index.js');
+  const { BrokerServer, TcpTransport } = args.role.startsWith('bullmq-') ? {} : await import('../dist/transports/tcp/index.js');
 
-  if (args.role === 'broker') {
+  if (args.role.startsWith('bullmq-')) {
+    await bullmqRole(args.role, args, { send, on, hr });
+  } else if (args.role === 'broker') {
     const server = new BrokerServer({ port: 0, ...(args.dataDir ? { dataDir: args.dataDir } : {}), visibilityTimeout: 30_000 });
     await server.listen();
     process.on('message', (m) => {
@@ -178,6 +183,34 @@ async function throughput(n, dataDir, window = args.window) {
   return n / ((at - t0) / 1000);
 }
 
+/** BullMQ, same shape: producer and worker processes, a private redis-server as the broker. */
+async function bullmqThroughput(redis, n) {
+  await redis.flush();
+  const w = start('bullmq-worker', { redisPort: redis.port, n, concurrency: 50 });
+  const p = start('bullmq-producer', { redisPort: redis.port });
+  await Promise.all([next(w, 'ready'), next(p, 'ready')]);
+  const done = next(w, 'done');
+  const t0 = hr();
+  p.send({ type: 'go', mode: 'throughput', n, window: args.window });
+  const { at } = await done;
+  await stop(p, w);
+  return n / ((at - t0) / 1000);
+}
+
+async function bullmqLatency(redis, n) {
+  await redis.flush();
+  const w = start('bullmq-worker', { redisPort: redis.port, n: 1e9, concurrency: 10 });
+  const p = start('bullmq-producer', { redisPort: redis.port });
+  await Promise.all([next(w, 'ready'), next(p, 'ready')]);
+  const res = next(p, 'latency');
+  p.send({ type: 'go', mode: 'latency', n, cold: 200, warm: 1000 });
+  const { lat, cold } = await res;
+  await stop(p, w);
+  const s = summary(lat);
+  s.cold99 = summary(cold).p99;
+  return s;
+}
+
 async function latency(n, cold = 500, warm = 8000) {
   const { b, port } = await broker();
   const w = start('worker', { port, n: 1e9, concurrency: 10, prefetch: 0 });
@@ -285,10 +318,17 @@ async function main() {
   const want = (k) => only === null || only.has(k);
   const rows = [];
   const agg = (name, values, fmt, unit, target, ref = '') => rows.push([name, `${fmt(median(values))} ${unit}`, `${fmt(min(values))}–${fmt(max(values))}`, target, ref]);
-  const r = { tput: [], tput1000: [], jtput: [], p50: [], p99: [], late50: [], late99: [], kill: [], memRss: [], memHeap: [], rawPipe: [], rawReq: [], rawRtt50: [], rawRtt99: [], pub50: [], cold50: [], cold99: [] };
+  const noBullmq = want('bullmq') ? bullmqUnavailable() : 'not asked for';
+  const redis = noBullmq === null ? await startRedis() : null;
+  const r = { bull: [], bullP50: [], bullP99: [], bullCold99: [], tput: [], tput1000: [], jtput: [], p50: [], p99: [], late50: [], late99: [], kill: [], memRss: [], memHeap: [], rawPipe: [], rawReq: [], rawRtt50: [], rawRtt99: [], pub50: [], cold50: [], cold99: [] };
   for (let rep = 0; rep < reps; rep++) {
     if (want('raw')) { const a = await raw('pipelined', 300000); r.rawPipe.push(a.rate); const b2 = await raw('reqres', 20000); r.rawReq.push(b2.rate); r.rawRtt50.push(b2.rtt.p50); r.rawRtt99.push(b2.rtt.p99); }
     if (want('throughput')) r.tput.push(await throughput(args.n));
+    if (redis !== null) {
+      r.bull.push(await bullmqThroughput(redis, 20000));
+      const s = await bullmqLatency(redis, 1000);
+      r.bullP50.push(s.p50); r.bullP99.push(s.p99); r.bullCold99.push(s.cold99);
+    }
     if (want('throughput1000')) r.tput1000.push(await throughput(args.n, undefined, 1000));
     if (want('latency')) { const s = await latency(2000); r.p50.push(s.p50); r.p99.push(s.p99); r.pub50.push(s.pub50); r.cold50.push(s.cold50); r.cold99.push(s.cold99); }
     if (want('delayed')) { const s = await delayed(300); r.late50.push(s.p50); r.late99.push(s.p99); }
@@ -300,6 +340,20 @@ async function main() {
   const ms = (x) => fixed(x, 3);
   if (r.tput.length) agg(`throughput, trivial tasks, 3 processes, ${args.window} sends in flight (tasks/s)`, r.tput, int, '', '>= 70,000', r.rawPipe.length ? `raw pipelined ${int(median(r.rawPipe))} msgs/s` : '');
   if (r.tput1000.length) agg('throughput, as above, 1,000 sends in flight (tasks/s)', r.tput1000, int, '', '');
+  if (r.bull.length) {
+    const v = bullmqVersion();
+    agg(`BullMQ ${v} throughput, producer + worker + redis-server, ${args.window} adds in flight, concurrency 50 (jobs/s)`, r.bull, int, '', 'peer');
+    if (r.tput.length === r.bull.length) agg('millwright / BullMQ throughput, same rep', r.tput.map((x, i) => x / r.bull[i]), (x) => fixed(x, 2), 'x', '>= 5x');
+    agg(`BullMQ ${v} idle add -> result (QueueEvents) p50`, r.bullP50, ms, 'ms', 'peer');
+    agg(`BullMQ ${v} idle add -> result p99`, r.bullP99, ms, 'ms', 'peer');
+    agg(`BullMQ ${v} cold: first 200 jobs, p99`, r.bullCold99, ms, 'ms', 'peer');
+  } else if (want('bullmq')) {
+    const note = `recorded baseline, not this run (${noBullmq})`;
+    rows.push([`BullMQ ${RECORDED.version} throughput (peers' harness, window 100, concurrency 50)`, `${int(RECORDED.throughput)} jobs/s`, '', '', note]);
+    if (r.tput.length) rows.push(['millwright / recorded BullMQ throughput', `${fixed(median(r.tput) / RECORDED.throughput, 2)} x`, '', '>= 5x', 'different runs: indicative only']);
+    rows.push([`BullMQ ${RECORDED.version} idle enqueue -> result p50 / p99`, `${RECORDED.latencyP50} / ${RECORDED.latencyP99} ms`, '', '', note]);
+  }
+  if (redis !== null) await redis.stop();
   if (r.p50.length) { agg('idle send -> result p50', r.p50, ms, 'ms', '<= 0.25 ms', r.rawRtt50.length ? `raw RTT p50 ${ms(median(r.rawRtt50))} ms` : ''); agg('idle send -> result p99', r.p99, ms, 'ms', '<= 1 ms'); agg('idle send() alone (publish confirmed) p50', r.pub50, ms, 'ms', ''); agg('cold: first 500 tasks after start, p50', r.cold50, ms, 'ms', '', 'JIT still warming up'); agg('cold: first 500 tasks after start, p99', r.cold99, ms, 'ms', ''); }
   if (r.late50.length) { agg('delayed task lateness p50', r.late50, ms, 'ms', ''); agg('delayed task lateness p99', r.late99, ms, 'ms', '<= 5 ms'); }
   if (r.kill.length) agg('SIGKILLed worker: kill -> restarted elsewhere (5 tasks, max)', r.kill, ms, 'ms', '<= 1000 ms');
