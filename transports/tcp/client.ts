@@ -24,6 +24,7 @@ import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage
 import { Requests, type Request } from './requests.js';
 
 const log = debuglog('millwright');
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Options of `new TcpTransport()`. */
 export interface TcpTransportOptions {
@@ -173,10 +174,13 @@ export class TcpTransport implements Transport {
    * is logged under NODE_DEBUG=millwright.
    */
   setState(record: StateRecord): Promise<void> {
-    this.#request((id) => ({ t: 'setState', id, record })).catch((err: unknown) => {
-      log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, (err as Error).message);
+    if (this.#state === 'closed') { log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, this.#fatal.message); return RESOLVED; }
+    if (this.#state === 'idle') void this.connect().catch(() => undefined);
+    this.#requests.addUnawaited((id) => ({ t: 'setState', id, record }), (err) => {
+      log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, err.message);
     });
-    return Promise.resolve();
+    if (this.#state === 'open') this.#scheduleFlush();
+    return RESOLVED;
   }
 
   async getState(id: string): Promise<StateRecord | undefined> {

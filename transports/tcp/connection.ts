@@ -28,7 +28,9 @@ export interface ConnectionHost {
   /** sha256 of the expected token, or null when none is required. */
   readonly tokenDigest: Buffer | null;
   now(): number;
-  /** Journals a record (no-op without dataDir); its confirmation waits for the group's commit. */
+  /** True with a journal (dataDir): only then are journal records built. */
+  readonly journaling: boolean;
+  /** Journals a record; its confirmation waits for the group's commit. */
   journal(record: JournalRecord): void;
   /** This connection has frames to send: flush at the end of the turn. */
   wantsFlush(conn: Connection): void;
@@ -168,7 +170,7 @@ export class Connection {
     switch (msg.t) {
       case 'publish':
         core.publish(msg.batch);
-        this.#host.journal({ t: 'publish', batch: msg.batch });
+        if (this.#host.journaling) this.#host.journal({ t: 'publish', batch: msg.batch });
         return this.send({ t: 'ok', id: msg.id });
       case 'consume': {
         if (this.#consumers.has(msg.c)) throw new ProtocolError(`Consumer ${msg.c} is already registered on this connection`);
@@ -186,7 +188,7 @@ export class Connection {
       case 'settle': {
         const h = this.#take(msg.tag, msg.mid);
         if (h !== undefined) {
-          this.#host.journal({ t: 'settle', mid: msg.mid, attempt: h.message.attempt, outcome: msg.outcome });
+          if (this.#host.journaling) this.#host.journal({ t: 'settle', mid: msg.mid, attempt: h.message.attempt, outcome: msg.outcome });
           core.settle(msg.tag, msg.outcome);
         }
         return this.send({ t: 'ok', id: msg.id });
@@ -196,13 +198,13 @@ export class Connection {
         return this.send({ t: 'ok', id: msg.id });
       case 'setState':
         core.setState(msg.record);
-        this.#host.journal({ t: 'setState', record: msg.record });
+        if (this.#host.journaling) this.#host.journal({ t: 'setState', record: msg.record });
         return this.send({ t: 'ok', id: msg.id });
       case 'getState':
         return this.send({ t: 'result', id: msg.id, record: core.getState(msg.sid) ?? null });
       case 'revoke':
         core.revoke(msg.sid);
-        this.#host.journal({ t: 'revoke', id: msg.sid });
+        if (this.#host.journaling) this.#host.journal({ t: 'revoke', id: msg.sid });
         return this.send({ t: 'ok', id: msg.id });
       case 'stats':
         return this.send({ t: 'statsResult', id: msg.id, ...this.#host.stats() });

@@ -142,13 +142,17 @@ export class Outbox {
   }
 
   /**
-   * The last frame written, while it can still be changed in place (it was
-   * not taken): its payload offset in {@link slab} and its payload length.
-   * `offset` is -1 when there is none.
+   * Payload offset in {@link slab} of the last frame written, while it can
+   * still be changed in place (it was not taken); -1 when there is none.
+   * Its payload length is the u32 before it.
    */
-  last(): { readonly slab: Buffer; readonly offset: number; readonly length: number } {
-    const at = this.#last;
-    return { slab: this.#slab, offset: at, length: at < 0 ? 0 : this.#slab.readUInt32BE(at - HEADER_BYTES) };
+  get lastOffset(): number {
+    return this.#last;
+  }
+
+  /** The slab {@link lastOffset} points into. */
+  get slab(): Buffer {
+    return this.#slab;
   }
 
   /** Finishes the frame reserved last: writes its length prefix. */

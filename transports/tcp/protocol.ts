@@ -94,11 +94,13 @@ export function writeMessage(out: Outbox, msg: AnyMessage): void {
 }
 
 function writeOk(out: Outbox, id: number): void {
-  const last = out.last();
-  const at = last.offset;
-  if (at >= 0 && last.length === PAYLOAD_HEADER_BYTES && last.slab[at] === MsgType.ok && last.slab.readUInt32BE(at + 1) <= id) {
-    last.slab.writeUInt32BE(id, at + 1);
-    return;
+  const at = out.lastOffset;
+  if (at >= 0) {
+    const slab = out.slab;
+    if (slab[at] === MsgType.ok && slab.readUInt32BE(at - 4) === PAYLOAD_HEADER_BYTES && slab.readUInt32BE(at + 1) <= id) {
+      slab.writeUInt32BE(id, at + 1);
+      return;
+    }
   }
   writeFrame(out, MsgType.ok, id, '', []);
 }

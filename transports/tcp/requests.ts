@@ -21,6 +21,8 @@ export interface Request {
   readonly doneOnLoss: boolean;
 }
 
+const NOOP = (): void => undefined;
+
 export class Requests {
   readonly #clock: Clock;
   readonly #timeout: number;
@@ -49,12 +51,19 @@ export class Requests {
 
   /** Queues a request; `build` receives its id. */
   add<T>(build: (id: number) => ClientMessage, doneOnLoss = false): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = this.#nextId++;
-      const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve: resolve as (v: unknown) => void, reject, doneOnLoss };
-      this.#waiting.push(r);
-      if (!this.#connected) this.#deadlines.add(r.deadline, r);
-    });
+    return new Promise<T>((resolve, reject) => this.#queue(build, resolve as (v: unknown) => void, reject, doneOnLoss));
+  }
+
+  /** Queues a request nobody awaits (no promise is made): `onError` hears of its failure. */
+  addUnawaited(build: (id: number) => ClientMessage, onError: (err: Error) => void): void {
+    this.#queue(build, NOOP, onError, false);
+  }
+
+  #queue(build: (id: number) => ClientMessage, resolve: (v: unknown) => void, reject: (err: Error) => void, doneOnLoss: boolean): void {
+    const id = this.#nextId++;
+    const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve, reject, doneOnLoss };
+    this.#waiting.push(r);
+    if (!this.#connected) this.#deadlines.add(r.deadline, r);
   }
 
   /** Takes the requests that may be sent now (connected, within the window), in id order, marking them sent. */

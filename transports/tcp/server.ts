@@ -109,6 +109,7 @@ export class BrokerServer {
       heartbeat: Math.max(1, Math.floor(Math.min(o.visibilityTimeout, o.idleTimeout) / 3)),
       tokenDigest: o.token === undefined ? null : createHash('sha256').update(o.token).digest(),
       now: () => o.clock.now(),
+      get journaling() { return server.#journal !== undefined; },
       journal: (record: JournalRecord) => server.#journal?.append(record),
       wantsFlush: (conn) => server.#wantsFlush(conn),
       watchVisibility: (conn, due) => server.#visibility.add(due, conn),
