@@ -21,7 +21,7 @@
  * Every read is bounds-checked; anything off is a ProtocolError naming the field.
  */
 import type { Packed } from '../../src/codec.js';
-import type { ChordRef, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent, Batch } from '../../src/transport.js';
+import type { ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent, Batch } from '../../src/transport.js';
 import type { Outbox } from './framing.js';
 import { bad, readChordSpecs, readErrorInfo, readTaskExtras, stringifyWithBins, TASK_EXTRA_KEYS } from './wire-values.js';
 
@@ -205,9 +205,10 @@ const utf8: (buf: Buffer, start: number, end: number) => string = typeof nativeU
   : (buf, start, end) => buf.toString('utf8', start, end);
 
 /**
- * Short ASCII strings recur in every frame (task names, queues, small JSON
- * values): a direct-mapped cache keyed by a hash of the bytes returns the
- * string already made, without allocating or calling into C++.
+ * Short ASCII strings recur in every frame (task names, queues): a
+ * direct-mapped cache keyed by a hash of the bytes returns the string already
+ * made, without allocating or calling into C++. Only for recurring fields: a
+ * unique value would just churn the cache (and the GC's remembered set).
  */
 const SHORT = 24;
 const CACHE_SIZE = 1024;
@@ -251,6 +252,8 @@ function long(buf: Buffer, at: number, n: number): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The chords of a batch without any (most): one shared frozen array. */
+const NO_CHORDS: readonly ChordSpec[] = Object.freeze([]);
 const NO_BINS: readonly Uint8Array[] = [];
 
 /** Bounds-checked reader over a binary body; errors name the field's path. */
@@ -307,11 +310,13 @@ export class BodyReader {
     return v;
   }
 
-  str(path: string): string {
+  /** A string; `recurring` for fields whose values repeat (names, queues): those go through the short-string cache. */
+  str(path: string, recurring = false): string {
     const n = this.#buf.readUInt32BE(this.#need(4, path));
     const at = this.#need(n, path);
     if (n === 0) return '';
-    return n <= SHORT ? short(this.#buf, at, n) : long(this.#buf, at, n);
+    if (recurring && n <= SHORT) return short(this.#buf, at, n);
+    return n > SHORT ? long(this.#buf, at, n) : utf8(this.#buf, at, at + n);
   }
 
   /** A JSON text field: "" is undefined, anything else must parse. */
@@ -338,7 +343,7 @@ export class BodyReader {
   }
 
   task(path: string, depth = 0): TaskMessage {
-    const id = this.str(path); const name = this.str(path); const queue = this.str(path);
+    const id = this.str(path); const name = this.str(path, true); const queue = this.str(path, true);
     if (id === '' || queue === '') throw bad(path, 'must have a non-empty id and queue');
     const args = this.packed(`${path}.args`);
     const m = {
@@ -355,11 +360,11 @@ export class BodyReader {
     const tasks: TaskMessage[] = [];
     for (let i = 0; i < n; i++) tasks.push(this.task(`${path}.tasks[${i}]`));
     const chords = this.json(`${path}.chords`);
-    return { tasks, chords: chords === undefined ? [] : readChordSpecs(chords, this.bins, `${path}.chords`) };
+    return { tasks, chords: chords === undefined ? NO_CHORDS : readChordSpecs(chords, this.bins, `${path}.chords`) };
   }
 
   record(path: string): StateRecord {
-    const id = this.str(path); const name = this.str(path);
+    const id = this.str(path); const name = this.str(path, true);
     const code = this.u8(path);
     const state = STATE_CODES[code];
     if (state === undefined) throw bad(`${path}.state`, `must be a task state code 0-6, got ${code}`);
