@@ -141,6 +141,19 @@ describe('binary message bodies', () => {
   });
 });
 
+describe('error paths through nested values', () => {
+  it('name the innermost field with every index on the way', () => {
+    const bad = { ...plain, id: 'b2', priority: Number.NaN };
+    const nested = { t: 'settle', id: 1, tag: 1, mid: 'a1', outcome: { records: [], publish: { tasks: [plain, bad], chords: [] }, retry: null, chord: null } } as const;
+    expect(() => decodeClientMessage(encode(nested))).toThrow('Malformed frame: settle.outcome.publish.tasks[1].priority must be an integer');
+    const state = { id: 'a1', name: 'n', state: 'NOPE' as unknown as 'SUCCESS', attempts: 1, createdAt: 1, updatedAt: 2 };
+    const records = { t: 'settle', id: 1, tag: 1, mid: 'a1', outcome: { records: [final, state], publish: null, retry: null, chord: null } } as const;
+    expect(() => decodeClientMessage(encode(records))).toThrow('Malformed frame: settle.outcome.records[1].state must be a task state code 0-6, got 255');
+    const extras = { t: 'deliver', c: 1, tag: 1, redelivered: false, message: { ...plain, onError: [{ ...plain, queue: 5 as unknown as string }] } } as const;
+    expect(() => decodeServerMessage(encode(extras))).toThrow('Malformed frame: deliver.m.onError[0].queue must be a string');
+  });
+});
+
 describe('ok replies', () => {
   const ids = (out: Outbox): Array<[number, number]> => frames(out).map((f) => [f[0] as number, f.readUInt32BE(1)]);
   it('merge into the last ok still in the outbox, keeping the larger id', () => {

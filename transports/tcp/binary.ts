@@ -22,6 +22,7 @@
  */
 import type { Packed } from '../../src/codec.js';
 import type { ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, TaskState, WatchEvent, Batch } from '../../src/transport.js';
+import { ProtocolError } from '../../src/errors.js';
 import type { Outbox } from './framing.js';
 import { bad, readChordSpecs, readErrorInfo, readTaskExtras, stringifyWithBins, TASK_EXTRA_KEYS } from './wire-values.js';
 
@@ -342,74 +343,115 @@ export class BodyReader {
     return { json, bins };
   }
 
-  task(path: string, depth = 0): TaskMessage {
-    const id = this.str(path); const name = this.str(path, true); const queue = this.str(path, true);
-    if (id === '' || queue === '') throw bad(path, 'must have a non-empty id and queue');
-    const args = this.packed(`${path}.args`);
-    const m = {
-      id, name, args, queue, priority: this.int(path, 'priority'), eta: this.num(path, 'eta'), retries: this.int(path, 'retries'),
-      attempt: this.int(path, 'attempt'), createdAt: this.num(path, 'createdAt'),
-    };
-    const extras = this.json(`${path}.extras`);
-    return extras === undefined ? m : readTaskExtras(m, extras, this.bins, path, depth);
+  /** A task at `path` (`path[index]` when `index` >= 0). */
+  task(path: string, index = -1, depth = 0): TaskMessage {
+    try { return this.#task(depth); } catch (err) { throw rebase(err, path, index); }
   }
 
   batch(path: string): Batch {
-    const n = this.u32(`${path}.tasks`);
-    if (n > this.#end - this.#p) throw bad(`${path}.tasks`, `claims ${n} tasks, more than the frame can hold`);
-    const tasks: TaskMessage[] = [];
-    for (let i = 0; i < n; i++) tasks.push(this.task(`${path}.tasks[${i}]`));
-    const chords = this.json(`${path}.chords`);
-    return { tasks, chords: chords === undefined ? NO_CHORDS : readChordSpecs(chords, this.bins, `${path}.chords`) };
+    try { return this.#batch(); } catch (err) { throw rebase(err, path, -1); }
   }
 
-  record(path: string): StateRecord {
-    const id = this.str(path); const name = this.str(path, true);
-    const code = this.u8(path);
-    const state = STATE_CODES[code];
-    if (state === undefined) throw bad(`${path}.state`, `must be a task state code 0-6, got ${code}`);
-    const r: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
-      id, name, state, attempts: this.int(path, 'attempts'), createdAt: this.num(path, 'createdAt'), updatedAt: this.num(path, 'updatedAt'),
-    };
-    const flags = this.u8(path);
-    if (flags > 7) throw bad(`${path}.flags`, `has unknown bits (${flags})`);
-    if ((flags & 1) !== 0) r.result = this.packed(`${path}.result`);
-    if ((flags & 2) !== 0) r.error = readErrorInfo(this.json(`${path}.error`), `${path}.error`);
-    if ((flags & 4) !== 0) r.expiresAt = this.num(path, 'expiresAt');
-    return r;
+  /** A state record at `path` (`path[index]` when `index` >= 0). */
+  record(path: string, index = -1): StateRecord {
+    try { return this.#record(); } catch (err) { throw rebase(err, path, index); }
   }
 
   chordRef(path: string): ChordRef {
-    const id = this.str(path);
-    const index = this.int(path, 'index');
-    const n = this.u32(`${path}.tail`);
-    if (n > this.#end - this.#p) throw bad(`${path}.tail`, `claims ${n} ids, more than the frame can hold`);
-    const tail: string[] = [];
-    for (let i = 0; i < n; i++) tail.push(this.str(`${path}.tail`));
-    return { id, index, tail };
+    try { return this.#chordRef(); } catch (err) { throw rebase(err, path, -1); }
   }
 
   outcome(path: string): Outcome {
-    const n = this.u32(`${path}.records`);
-    if (n > this.#end - this.#p) throw bad(`${path}.records`, `claims ${n} records, more than the frame can hold`);
+    try { return this.#outcome(); } catch (err) { throw rebase(err, path, -1); }
+  }
+
+  event(path: string): WatchEvent {
+    try { return this.#event(); } catch (err) { throw rebase(err, path, -1); }
+  }
+
+  // The readers below name what they read relative to H (see rebase): no path string is built per value.
+
+  #task(depth: number): TaskMessage {
+    const id = this.str(H); const name = this.str(H, true); const queue = this.str(H, true);
+    if (id === '' || queue === '') throw bad(H, 'must have a non-empty id and queue');
+    const args = this.packed('\u0000.args');
+    const m = {
+      id, name, args, queue, priority: this.int(H, 'priority'), eta: this.num(H, 'eta'), retries: this.int(H, 'retries'),
+      attempt: this.int(H, 'attempt'), createdAt: this.num(H, 'createdAt'),
+    };
+    const extras = this.json('\u0000.extras');
+    return extras === undefined ? m : readTaskExtras(m, extras, this.bins, H, depth);
+  }
+
+  #batch(): Batch {
+    const n = this.u32('\u0000.tasks');
+    if (n > this.#end - this.#p) throw bad('\u0000.tasks', `claims ${n} tasks, more than the frame can hold`);
+    const tasks: TaskMessage[] = [];
+    for (let i = 0; i < n; i++) tasks.push(this.task('\u0000.tasks', i));
+    const chords = this.json('\u0000.chords');
+    return { tasks, chords: chords === undefined ? NO_CHORDS : readChordSpecs(chords, this.bins, '\u0000.chords') };
+  }
+
+  #record(): StateRecord {
+    const id = this.str(H); const name = this.str(H, true);
+    const code = this.u8(H);
+    const state = STATE_CODES[code];
+    if (state === undefined) throw bad('\u0000.state', `must be a task state code 0-6, got ${code}`);
+    const r: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
+      id, name, state, attempts: this.int(H, 'attempts'), createdAt: this.num(H, 'createdAt'), updatedAt: this.num(H, 'updatedAt'),
+    };
+    const flags = this.u8(H);
+    if (flags > 7) throw bad('\u0000.flags', `has unknown bits (${flags})`);
+    if ((flags & 1) !== 0) r.result = this.packed('\u0000.result');
+    if ((flags & 2) !== 0) r.error = readErrorInfo(this.json('\u0000.error'), '\u0000.error');
+    if ((flags & 4) !== 0) r.expiresAt = this.num(H, 'expiresAt');
+    return r;
+  }
+
+  #chordRef(): ChordRef {
+    const id = this.str(H);
+    const index = this.int(H, 'index');
+    const n = this.u32('\u0000.tail');
+    if (n > this.#end - this.#p) throw bad('\u0000.tail', `claims ${n} ids, more than the frame can hold`);
+    const tail: string[] = [];
+    for (let i = 0; i < n; i++) tail.push(this.str('\u0000.tail'));
+    return { id, index, tail };
+  }
+
+  #outcome(): Outcome {
+    const n = this.u32('\u0000.records');
+    if (n > this.#end - this.#p) throw bad('\u0000.records', `claims ${n} records, more than the frame can hold`);
     const records: StateRecord[] = [];
-    for (let i = 0; i < n; i++) records.push(this.record(`${path}.records[${i}]`));
-    const flags = this.u8(path);
-    if (flags > 7) throw bad(`${path}.flags`, `has unknown bits (${flags})`);
-    const publish = (flags & 1) !== 0 ? this.batch(`${path}.publish`) : null;
-    const retry = (flags & 2) !== 0 ? this.task(`${path}.retry`) : null;
+    for (let i = 0; i < n; i++) records.push(this.record('\u0000.records', i));
+    const flags = this.u8(H);
+    if (flags > 7) throw bad('\u0000.flags', `has unknown bits (${flags})`);
+    const publish = (flags & 1) !== 0 ? this.batch('\u0000.publish') : null;
+    const retry = (flags & 2) !== 0 ? this.task('\u0000.retry') : null;
     let chord: Outcome['chord'] = null;
     if ((flags & 4) !== 0) {
-      const ref = this.chordRef(`${path}.chord.ref`);
-      chord = { ref, result: this.u8(`${path}.chord`) === 0 ? null : this.packed(`${path}.chord.result`) };
+      const ref = this.chordRef('\u0000.chord.ref');
+      chord = { ref, result: this.u8('\u0000.chord') === 0 ? null : this.packed('\u0000.chord.result') };
     }
     return { records, publish, retry, chord };
   }
 
-  event(path: string): WatchEvent {
-    const kind = this.u8(path);
-    if (kind === 0) return { type: 'state', record: this.record(`${path}.record`) };
-    if (kind === 1) return { type: 'progress', id: this.str(`${path}.id`), value: this.packed(`${path}.value`) };
-    throw bad(`${path}.type`, `must be 0 (state) or 1 (progress), got ${kind}`);
+  #event(): WatchEvent {
+    const kind = this.u8(H);
+    if (kind === 0) return { type: 'state', record: this.record('\u0000.record') };
+    if (kind === 1) return { type: 'progress', id: this.str('\u0000.id'), value: this.packed('\u0000.value') };
+    throw bad('\u0000.type', `must be 0 (state) or 1 (progress), got ${kind}`);
   }
+}
+
+/**
+ * The composite readers name fields relative to H, a placeholder for "the
+ * value being read", and fill in its real path only when a read fails:
+ * each level replaces H with its own path, which starts with H again until
+ * the top (`settle.outcome` > `\u0000.records[0]` > `\u0000.state`).
+ */
+const H = '\u0000';
+
+function rebase(err: unknown, path: string, index: number): unknown {
+  if (!(err instanceof ProtocolError) || !err.message.includes(H)) return err;
+  return new ProtocolError(err.message.replace(H, index < 0 ? path : `${path}[${index}]`));
 }

@@ -224,7 +224,7 @@ export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.
     case 'publish': { const r = readerOf(f); const batch = r.batch(t); r.done(t); return { t, id, batch }; }
     case 'settle': {
       const r = readerOf(f);
-      const tag = r.int(t, 'tag'); const mid = r.str(`${t}.mid`); const outcome = r.outcome('settle.outcome');
+      const tag = r.int(t, 'tag'); const mid = r.str('settle.mid'); const outcome = r.outcome('settle.outcome');
       r.done(t);
       return { t, id, tag, mid, outcome };
     }
