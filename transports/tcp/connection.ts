@@ -15,7 +15,7 @@ import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.j
 import type { BrokerCore } from '../memory/broker-core.js';
 import { FrameDecoder, Outbox } from './framing.js';
 import type { JournalRecord } from './journal.js';
-import { decodeClientMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+import { decodeClientMessage, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 
 const log = debuglog('millwright');
 
@@ -100,6 +100,13 @@ export class Connection {
     this.#host.wantsFlush(this);
   }
 
+  /** Confirms request `id` (and, merged, every earlier one: see writeOk). */
+  #ok(id: number): void {
+    if (this.#state === 'closed') return;
+    writeOk(this.out, id);
+    this.#host.wantsFlush(this);
+  }
+
   /** Sends an error frame for the connection (request id 0) and closes it once written. */
   fail(err: unknown, code?: string): void {
     if (!this.isOpen) return;
@@ -171,7 +178,7 @@ export class Connection {
       case 'publish':
         core.publish(msg.batch);
         if (this.#host.journaling) this.#host.journal({ t: 'publish', batch: msg.batch });
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       case 'consume': {
         if (this.#consumers.has(msg.c)) throw new ProtocolError(`Consumer ${msg.c} is already registered on this connection`);
         const c = msg.c;
@@ -180,32 +187,32 @@ export class Connection {
           revoked: (sid) => this.send({ t: 'revoked', c, sid }),
         });
         this.#consumers.set(c, id);
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       }
       case 'cancel':
         this.#cancel(msg.c);
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       case 'settle': {
         const h = this.#take(msg.tag, msg.mid);
         if (h !== undefined) {
           if (this.#host.journaling) this.#host.journal({ t: 'settle', mid: msg.mid, attempt: h.message.attempt, outcome: msg.outcome });
           core.settle(msg.tag, msg.outcome);
         }
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       }
       case 'release':
         if (this.#take(msg.tag, msg.mid) !== undefined) core.release(msg.tag, msg.delay);
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       case 'setState':
         core.setState(msg.record);
         if (this.#host.journaling) this.#host.journal({ t: 'setState', record: msg.record });
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       case 'getState':
         return this.send({ t: 'result', id: msg.id, record: core.getState(msg.sid) ?? null });
       case 'revoke':
         core.revoke(msg.sid);
         if (this.#host.journaling) this.#host.journal({ t: 'revoke', id: msg.sid });
-        return this.send({ t: 'ok', id: msg.id });
+        return this.#ok(msg.id);
       case 'stats':
         return this.send({ t: 'statsResult', id: msg.id, ...this.#host.stats() });
       case 'watch':
@@ -235,7 +242,9 @@ export class Connection {
     const deadline = this.#host.now() + this.#host.visibilityTimeout;
     this.#held.set(tag, { message, consumer: c, deadline });
     if (this.#visibilityArmed === Infinity) this.#armVisibility(deadline);
-    this.send({ t: 'deliver', c, tag, redelivered, message });
+    if (this.#state === 'closed') return;
+    writeDeliver(this.out, c, tag, redelivered, message);
+    this.#host.wantsFlush(this);
   }
 
   /** Removes a held delivery when `tag` is this connection's and carries message `mid`. */

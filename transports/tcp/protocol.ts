@@ -85,15 +85,21 @@ export function writeMessage(out: Outbox, msg: AnyMessage): void {
       w.begin(out, MsgType.result, msg.id); w.u8(msg.record === null ? 0 : 1);
       if (msg.record !== null) w.record(msg.record);
       return w.end();
-    case 'deliver':
-      w.begin(out, MsgType.deliver, 0); w.num(msg.c); w.num(msg.tag); w.u8(msg.redelivered ? 1 : 0); w.task(msg.message);
-      return w.end();
+    case 'deliver': return writeDeliver(out, msg.c, msg.tag, msg.redelivered, msg.message);
     case 'event': w.begin(out, MsgType.event, 0); w.event(msg.event); return w.end();
     default: return writeJson(out, msg);
   }
 }
 
-function writeOk(out: Outbox, id: number): void {
+/** Writes a deliver frame (the broker's hot path: no message object). */
+export function writeDeliver(out: Outbox, c: number, tag: number, redelivered: boolean, message: TaskMessage): void {
+  const w = writer;
+  w.begin(out, MsgType.deliver, 0); w.num(c); w.num(tag); w.u8(redelivered ? 1 : 0); w.task(message);
+  w.end();
+}
+
+/** Writes an `ok` for request `id`, merged into an `ok` written just before it and not taken yet. */
+export function writeOk(out: Outbox, id: number): void {
   const at = out.lastOffset;
   if (at >= 0) {
     const slab = out.slab;
@@ -168,7 +174,11 @@ export interface FrameParts {
 
 const NO_BINS: readonly Uint8Array[] = [];
 
-/** Splits the payload `payload[from..to)` into its header fields, the body's byte range and the attachments. */
+/**
+ * Splits the payload `payload[from..to)` into its header fields, the body's
+ * byte range and the attachments. The result is reused by the next call:
+ * read it before splitting another frame.
+ */
 export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): FrameParts {
   const size = to - from;
   if (size < PAYLOAD_HEADER_BYTES) throw new ProtocolError(`Malformed frame: payload of ${size} bytes is shorter than the ${PAYLOAD_HEADER_BYTES}-byte message header`);
@@ -179,7 +189,7 @@ export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): 
   const table = from + PAYLOAD_HEADER_BYTES;
   const start = table + 4 * nbins;
   if (start > to) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${size}-byte payload`);
-  if (nbins === 0) return { type, id, buf, start, end: to, bins: NO_BINS };
+  if (nbins === 0) return parts(type, id, buf, start, to, NO_BINS);
   let binBytes = 0;
   for (let i = 0; i < nbins; i++) binBytes += buf.readUInt32BE(table + 4 * i);
   const end = to - binBytes;
@@ -191,7 +201,15 @@ export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): 
     bins.push(buf.subarray(p, p + len));
     p += len;
   }
-  return { type, id, buf, start, end, bins };
+  return parts(type, id, buf, start, end, bins);
+}
+
+/** One FrameParts, refilled per frame: decoding is synchronous and uses it before the next frame. */
+const current: { -readonly [K in keyof FrameParts]: FrameParts[K] } = { type: 0, id: 0, buf: Buffer.alloc(0), start: 0, end: 0, bins: NO_BINS };
+
+function parts(type: number, id: number, buf: Buffer, start: number, end: number, bins: readonly Uint8Array[]): FrameParts {
+  current.type = type; current.id = id; current.buf = buf; current.start = start; current.end = end; current.bins = bins;
+  return current;
 }
 
 function parseJson(f: FrameParts): unknown {
