@@ -16,7 +16,9 @@
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ConsumeSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
-import { BodyReader, BodyWriter, PAYLOAD_HEADER_BYTES } from './binary.js';
+import { PAYLOAD_HEADER_BYTES } from './binary.js';
+import { BodyReader } from './binary-reader.js';
+import { BodyWriter } from './binary-writer.js';
 import type { Outbox } from './framing.js';
 import { arr, bad, int, ints, isBinary, obj, readPacked, str, strings, stringifyWithBins } from './wire-values.js';
 
