@@ -9,7 +9,7 @@
 // peers' harness: "add() per job, <= 100 in flight"); the `throughput1000` row keeps 1,000.
 //
 // Rows: throughput (trivial tasks, send -> worker completion), idle send -> result
-// latency (2,000 tasks one at a time, after 8,000 warm-up tasks on the same path; the
+// latency (5,000 tasks one at a time, after 8,000 warm-up tasks on the same path; the
 // first 500 after start are reported separately as "cold"), delayed-task lateness, SIGKILL redelivery, broker memory per queued task,
 // journal throughput (fsync group commit), raw node:net pipelined and request/response, and
 // BullMQ in the same shape when PEER_DIR has it and redis-server is installed
@@ -330,7 +330,7 @@ async function main() {
       r.bullP50.push(s.p50); r.bullP99.push(s.p99); r.bullCold99.push(s.cold99);
     }
     if (want('throughput1000')) r.tput1000.push(await throughput(args.n, undefined, 1000));
-    if (want('latency')) { const s = await latency(2000); r.p50.push(s.p50); r.p99.push(s.p99); r.pub50.push(s.pub50); r.cold50.push(s.cold50); r.cold99.push(s.cold99); }
+    if (want('latency')) { const s = await latency(5000); r.p50.push(s.p50); r.p99.push(s.p99); r.pub50.push(s.pub50); r.cold50.push(s.cold50); r.cold99.push(s.cold99); }
     if (want('delayed')) { const s = await delayed(300); r.late50.push(s.p50); r.late99.push(s.p99); }
     if (want('sigkill')) r.kill.push(await sigkill(5));
     if (want('memory')) { const m = await memoryPerTask(100000, 100); r.memRss.push(m.rss); r.memHeap.push(m.heap); }
