@@ -26,6 +26,12 @@ function pendingRecord(message: TaskMessage): StateRecord {
   return { id: message.id, name: message.name, state: 'PENDING', attempts: message.attempt, createdAt: message.createdAt, updatedAt: message.createdAt };
 }
 
+/** Calls the watchers of an id (the event is only made when there are some). */
+function tell(watching: Listener | Set<Listener>, event: WatchEvent): void {
+  if (typeof watching === 'function') return watching(event);
+  for (const listener of [...watching]) listener(event);
+}
+
 export class StateStore {
   readonly #clock: Clock;
   readonly #onExpired: (id: string) => void;
@@ -65,20 +71,22 @@ export class StateStore {
   /** Notes a newly queued task (PENDING until it gets a record). */
   queued(message: TaskMessage): void {
     this.#known.set(message.id, message);
-    if (this.#watchers.has(message.id)) this.#notify(message.id, { type: 'state', record: pendingRecord(message) });
+    const watching = this.#watchers.get(message.id);
+    if (watching !== undefined) tell(watching, { type: 'state', record: pendingRecord(message) });
   }
 
   /** Stores a record, arms its expiry and tells the watchers. */
   put(record: StateRecord): void {
     this.#known.set(record.id, record);
     if (record.expiresAt !== undefined) this.#expiry.add(record.expiresAt, record.id);
-    this.#notify(record.id, { type: 'state', record });
+    const watching = this.#watchers.get(record.id);
+    if (watching !== undefined) tell(watching, { type: 'state', record });
   }
 
   /** Stores a record unless the current one is final (a final state is sticky). */
   putUnlessFinal(record: StateRecord): void {
-    const current = this.get(record.id);
-    if (current === undefined || !FINAL.has(current.state)) this.put(record);
+    const known = this.#known.get(record.id);
+    if (known === undefined || isQueued(known) || !FINAL.has(known.state)) this.put(record);
   }
 
   watch(id: string, listener: Listener): () => void {
@@ -94,7 +102,8 @@ export class StateStore {
   }
 
   progress(id: string, value: Packed): void {
-    this.#notify(id, { type: 'progress', id, value });
+    const watching = this.#watchers.get(id);
+    if (watching !== undefined) tell(watching, { type: 'progress', id, value });
   }
 
   /** Every stored record (queued tasks without one left out), for snapshots. */
@@ -107,12 +116,6 @@ export class StateStore {
     this.#watchers.clear();
   }
 
-  #notify(id: string, event: WatchEvent): void {
-    const known = this.#watchers.get(id);
-    if (known === undefined) return;
-    if (typeof known === 'function') return known(event);
-    for (const listener of [...known]) listener(event);
-  }
 
   #expire(id: string): void {
     const record = this.get(id);
