@@ -100,6 +100,7 @@ export async function bullmqRole(role, args, { send, on, hr }) {
     return;
   }
   const q = new Queue(name, { connection });
+  q.setMaxListeners(0); // each in-flight add() listens for 'closing': 100 in flight is not a leak
   await q.waitUntilReady();
   const qe = new QueueEvents(name, { connection });
   await qe.waitUntilReady();
