@@ -84,7 +84,7 @@ describe('binary message bodies', () => {
       for (let cut = PAYLOAD_HEADER_BYTES; cut < frame.length; cut++) {
         const torn = Buffer.from(frame.subarray(0, cut));
         // Keep the attachment count consistent with what is left, so the body reader is what fails.
-        if (torn.readUInt16BE(5) > 0) continue;
+        if (torn.readUInt32BE(5) > 0) continue;
         let err: unknown;
         try { decode(torn); } catch (e) { err = e; }
         if (!(err instanceof ProtocolError)) expect.fail(`cut at ${cut} of a type ${frame[0]} frame: ${String(err)}`);
@@ -107,7 +107,7 @@ describe('binary message bodies', () => {
 
   const patched = (msg: ClientMessage | ServerMessage, at: (body: Buffer) => number, write: (b: Buffer, i: number) => void): Buffer => {
     const f = Buffer.from(encode(msg));
-    const body = f.subarray(PAYLOAD_HEADER_BYTES + 4 * f.readUInt16BE(5));
+    const body = f.subarray(PAYLOAD_HEADER_BYTES + 4 * f.readUInt32BE(5));
     write(body, at(body));
     return f;
   };
@@ -136,7 +136,7 @@ describe('binary message bodies', () => {
     withExtras.write('{"timeout":55,', i);
     expect(() => decodeServerMessage(withExtras)).toThrow(/deliver\.m\.extras is not valid JSON/);
     const bin = Buffer.from(encode({ t: 'event', event: { type: 'progress', id: 'p', value: { json: '{"\\u0000b":0}', bins: [new Uint8Array([1])] } } }));
-    bin.writeUInt16BE(3, bin.length - 1 - 2); // the only attachment index, before the 1 attachment byte
+    bin.writeUInt32BE(3, bin.length - 1 - 4); // the only attachment index, before the 1 attachment byte
     expect(() => decodeServerMessage(bin)).toThrow(/event\.value\.b\[0\] refers to attachment 3, but the frame has 1/);
   });
 });
@@ -196,5 +196,31 @@ describe('frames written straight into the outbox slab', () => {
       const m: ServerMessage = { t: 'deliver', c: 1, tag: 1, redelivered: false, message: { ...plain, name } };
       expect(decodeServerMessage(encode(m))).toEqual(m);
     }
+  });
+});
+
+describe('attachments (review)', () => {
+  const task = (args: TaskMessage['args']): TaskMessage => ({ id: 't', name: 'n', args, queue: 'q', priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: 0 });
+
+  it('an attachment referenced twice in one frame is refused (one small frame cannot expand into many copies)', () => {
+    const frame = Buffer.from(encode({ t: 'publish', id: 1, batch: { tasks: [task({ json: '[{"\\u0000b":0},{"\\u0000b":1}]', bins: [new Uint8Array(64), new Uint8Array(64)] })], chords: [] } }));
+    // The packed value's references: u32 n = 2, then indexes 0 and 1; point the second at attachment 0 too.
+    const refs = frame.indexOf(Buffer.from([0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]));
+    expect(refs).toBeGreaterThan(PAYLOAD_HEADER_BYTES);
+    frame.writeUInt32BE(0, refs + 8);
+    expect(() => decodeClientMessage(frame)).toThrow(/refers to attachment 0 a second time/);
+  });
+
+  it('more than 65,535 attachments in one frame round-trip (a chord callback can gather that many)', () => {
+    const bins = Array.from({ length: 70_000 }, (_, i) => new Uint8Array([i & 255]));
+    const json = JSON.stringify(bins.map((_, i) => ({ '\u0000b': i })));
+    const out = new Outbox();
+    writeMessage(out, { t: 'deliver', c: 1, tag: 2, redelivered: false, message: task({ json, bins }) });
+    const framed = Buffer.concat(out.take());
+    const msg = decodeServerMessage(framed.subarray(4)); // past the length prefix: ~1.9 MB, over the default frame limit
+    if (msg.t !== 'deliver') throw new Error(msg.t);
+    const args = msg.message.args;
+    expect(typeof args === 'string' ? 0 : args.bins.length).toBe(70_000);
+    expect(typeof args === 'string' ? -1 : args.bins[69_999]?.[0]).toBe(69_999 & 255);
   });
 });

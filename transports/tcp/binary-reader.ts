@@ -6,7 +6,7 @@ import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
 import { STATE_CODES } from './binary.js';
-import { bad, readChordSpecs, readErrorInfo, readTaskExtras } from './wire-values.js';
+import { bad, readChordSpecs, readErrorInfo, readTaskExtras, takeAttachment } from './wire-values.js';
 
 type Utf8Slice = (start: number, end: number) => string;
 const nativeUtf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice;
@@ -116,9 +116,6 @@ export class BodyReader {
     return this.#buf[this.#need(1, path)] as number;
   }
 
-  u16(path: string): number {
-    return this.#buf.readUInt16BE(this.#need(2, path));
-  }
 
   u32(path: string): number {
     return this.#buf.readUInt32BE(this.#need(4, path));
@@ -157,14 +154,9 @@ export class BodyReader {
     if (kind === 0) return this.str(path);
     if (kind !== 1) throw bad(path, `has packed kind ${kind}, expected 0 or 1`);
     const json = this.str(path);
-    const n = this.u16(path);
+    const n = this.u32(path);
     const bins: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) {
-      const k = this.u16(path);
-      const b = this.bins[k];
-      if (b === undefined) throw bad(`${path}.b[${i}]`, `refers to attachment ${k}, but the frame has ${this.bins.length}`);
-      bins.push(new Uint8Array(b));
-    }
+    for (let i = 0; i < n; i++) bins.push(takeAttachment(this.bins, this.u32(path), `${path}.b[${i}]`));
     return { json, bins };
   }
 

@@ -36,7 +36,7 @@ export class BodyWriter {
   end(): void {
     const bins = this.bins;
     if (bins.length === 0) {
-      this.buf.writeUInt16BE(0, this.#at + 5);
+      this.buf.writeUInt32BE(0, this.#at + 5);
     } else {
       let binBytes = 0;
       for (const b of bins) binBytes += b.byteLength;
@@ -46,7 +46,7 @@ export class BodyWriter {
       const body = at + PAYLOAD_HEADER_BYTES;
       this.buf.copyWithin(body + table, body, this.p);
       this.p += table;
-      this.buf.writeUInt16BE(bins.length, at + 5);
+      this.buf.writeUInt32BE(bins.length, at + 5);
       let t = body;
       for (const b of bins) { this.buf.writeUInt32BE(b.byteLength, t); t += 4; }
       for (const b of bins) { this.buf.set(b, this.p); this.p += b.byteLength; }
@@ -69,11 +69,6 @@ export class BodyWriter {
     this.buf[this.p++] = v;
   }
 
-  u16(v: number): void {
-    this.#room(2);
-    this.buf.writeUInt16BE(v, this.p);
-    this.p += 2;
-  }
 
   u32(v: number): void {
     this.#room(4);
@@ -110,8 +105,8 @@ export class BodyWriter {
     if (typeof v === 'string') { this.u8(0); this.str(v); return; }
     this.u8(1);
     this.str(v.json);
-    this.u16(v.bins.length);
-    for (const b of v.bins) { this.u16(this.bins.length); this.bins.push(b); }
+    this.u32(v.bins.length);
+    for (const b of v.bins) { this.u32(this.bins.length); this.bins.push(b); }
   }
 
   task(m: TaskMessage): void {

@@ -10,7 +10,7 @@
  *   str     u32 byteLength, UTF-8 bytes
  *   num     f64 (IEEE 754); an integer field must hold a safe integer
  *   packed  u8 0, str text                      plain JSON text ("" = undefined)
- *         | u8 1, str json, u16 n, u16 × n      JSON text + indexes of the frame's attachments
+ *         | u8 1, str json, u32 n, u32 × n      JSON text + indexes of the frame's attachments (each used once)
  *   task    str id, str name, str queue, packed args, num priority, num eta, num retries,
  *           num attempt, num createdAt, str extras (JSON object of the optional fields; "" = none)
  *   batch   u32 n, task × n, str chords (JSON array of chord specs; "" = none)
@@ -28,5 +28,5 @@ import type { TaskState } from '../../src/transport.js';
 
 /** Task states in their wire order (u8). */
 export const STATE_CODES: readonly TaskState[] = ['PENDING', 'RECEIVED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
-/** Bytes of the fixed payload header (type, id, nbins); protocol.ts re-exports it. */
-export const PAYLOAD_HEADER_BYTES = 7;
+/** Bytes of the fixed payload header (u8 type, u32 id, u32 nbins); protocol.ts re-exports it. */
+export const PAYLOAD_HEADER_BYTES = 9;

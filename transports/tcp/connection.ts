@@ -15,7 +15,7 @@ import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.j
 import type { BrokerCore } from '../memory/broker-core.js';
 import { FrameDecoder, Outbox } from './framing.js';
 import type { JournalRecord } from './journal.js';
-import { decodeClientMessage, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+import { decodeClientMessage, MsgType, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 
 const log = debuglog('millwright');
 
@@ -152,6 +152,10 @@ export class Connection {
 
   #onFrame(buf: Buffer, start: number, end: number): void {
     if (!this.isOpen || this.#state === 'closing') return;
+    // Nothing but a hello is decoded before the handshake (and the token) passed.
+    if (this.#state === 'handshake' && buf[start] !== MsgType.hello) {
+      throw new ProtocolError(`Expected a hello frame first, got message type ${String(buf[start])}: send hello { v: ${PROTOCOL_VERSION}, token } after connecting`);
+    }
     const msg = decodeClientMessage(buf, start, end);
     if (this.#state === 'handshake') return this.#hello(msg);
     if (msg.t === 'hello') throw new ProtocolError('Unexpected hello: the handshake is already done');

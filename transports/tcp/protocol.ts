@@ -4,8 +4,8 @@
  *
  *   offset 0  u8      type        (MsgType)
  *          1  u32 BE  id          request id (0 when the message is not a request or reply)
- *          5  u16 BE  nbins       number of binary attachments
- *          7  u32 BE  × nbins     byte length of each attachment
+ *          5  u32 BE  nbins       number of binary attachments
+ *          9  u32 BE  × nbins     byte length of each attachment
  *          …  body    (may be empty), up to the attachments: UTF-8 JSON, or for
  *                     the hot types (BINARY_TYPES) the binary layout of binary.ts
  *          …  bytes   attachments, concatenated, in order
@@ -128,7 +128,7 @@ export function writeFrame(out: Outbox, type: number, id: number, json: string, 
   const { buf, offset } = out.reserve(head + json.length * 3 + binBytes);
   buf[offset] = type;
   buf.writeUInt32BE(id >>> 0, offset + 1);
-  buf.writeUInt16BE(bins.length, offset + 5);
+  buf.writeUInt32BE(bins.length, offset + 5);
   let p = offset + PAYLOAD_HEADER_BYTES;
   for (const b of bins) { buf.writeUInt32BE(b.byteLength, p); p += 4; }
   p += json.length === 0 ? 0 : buf.write(json, p, 'utf8');
@@ -187,7 +187,7 @@ export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): 
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const type = buf[from] as number;
   const id = buf.readUInt32BE(from + 1);
-  const nbins = buf.readUInt16BE(from + 5);
+  const nbins = buf.readUInt32BE(from + 5);
   const table = from + PAYLOAD_HEADER_BYTES;
   const start = table + 4 * nbins;
   if (start > to) throw new ProtocolError(`Malformed frame: ${nbins} attachment lengths do not fit in a ${size}-byte payload`);

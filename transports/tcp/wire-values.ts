@@ -69,14 +69,21 @@ export function readPacked(v: unknown, bins: readonly Uint8Array[], path: string
   const o = obj(v, path);
   const json = str(o, 'j', path);
   const refs = ints(o['b'], `${path}.b`);
-  return {
-    json,
-    bins: refs.map((i, n) => {
-      const b = bins[i];
-      if (b === undefined) throw bad(`${path}.b[${n}]`, `refers to attachment ${i}, but the frame has ${bins.length}`);
-      return new Uint8Array(b);
-    }),
-  };
+  return { json, bins: refs.map((k, n) => takeAttachment(bins, k, `${path}.b[${n}]`)) };
+}
+
+/**
+ * Copies attachment `k` out of a frame's attachments and marks it used: each
+ * attachment may be referenced once per frame (a writer never repeats one),
+ * so a small frame cannot expand into many copies of one large attachment.
+ */
+export function takeAttachment(bins: readonly Uint8Array[], k: number, path: string): Uint8Array {
+  const b = bins[k];
+  if (b === undefined) {
+    throw bad(path, k >= 0 && k < bins.length ? `refers to attachment ${k} a second time (each is used once per frame)` : `refers to attachment ${k}, but the frame has ${bins.length}`);
+  }
+  (bins as Array<Uint8Array | undefined>)[k] = undefined;
+  return new Uint8Array(b);
 }
 
 function readBackoff(v: unknown, path: string): Backoff {
