@@ -76,6 +76,33 @@ describe('cumulative ok', () => {
   });
 });
 
+describe('request ids', () => {
+  it('wrap from 2^32-1 to 1 (never 0, u32 on the wire), and a cumulative ok across the wrap answers in send order', async () => {
+    const r = new Requests(new FakeClock(), 1_000, 10, 0xffff_fffe);
+    const done: string[] = [];
+    const all = ['a', 'b', 'c', 'd'].map((s) => r.add(getState(s)).then(() => { done.push(s); }));
+    r.connected();
+    expect(ids(r)).toEqual([0xffff_fffe, 0xffff_ffff, 1, 2]);
+    r.settleThrough(1);
+    await Promise.all(all.slice(0, 3));
+    expect(done).toEqual(['a', 'b', 'c']);
+    expect(r.inFlight).toBe(1);
+    r.settleThrough(2);
+    await all[3];
+    expect(r.inFlight).toBe(0);
+  });
+
+  it('re-sends in send order across the wrap after a reconnect', () => {
+    const r = new Requests(new FakeClock(), 1_000, 10, 0xffff_ffff);
+    for (const s of ['a', 'b']) void r.add(getState(s));
+    r.connected();
+    expect(ids(r)).toEqual([0xffff_ffff, 1]);
+    r.disconnected();
+    r.connected();
+    expect(ids(r)).toEqual([0xffff_ffff, 1]);
+  });
+});
+
 describe('dropping a taken request', () => {
   it('resolves it and frees its window slot', async () => {
     const r = new Requests(new FakeClock(), 1_000, 1);

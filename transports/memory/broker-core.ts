@@ -66,6 +66,11 @@ export class BrokerCore {
     this.#delayed = new TimerQueue(clock, (task) => this.#queues.push(task));
   }
 
+  /** ms the records this core writes itself (revocations, undeliverable tasks) are kept. */
+  get retention(): number {
+    return this.#revokedRetention;
+  }
+
   publish(batch: Batch): void {
     for (const spec of batch.chords) this.#chords.open(spec);
     for (const message of batch.tasks) {

@@ -14,12 +14,12 @@ import { connect as tlsConnect } from 'node:tls';
 import { debuglog } from 'node:util';
 import { systemClock, type Clock, type TimerHandle } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
-import { AuthError, ClosedError, ConnectionError, fromErrorInfo, ProtocolError } from '../../src/errors.js';
+import { AuthError, ClosedError, ConnectionError, fromErrorInfo, MillwrightError, ProtocolError, ValidationError } from '../../src/errors.js';
 import { checkOptions, rules } from '../../src/options.js';
 import type {
   Batch, ConsumeSpec, Consumer, ConsumerHandler, DeliveryTag, Outcome, StateRecord, Transport, TransportContext, WatchEvent,
 } from '../../src/transport.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, Outbox } from './framing.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
 import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 import { Requests, type Request } from './requests.js';
 
@@ -80,6 +80,8 @@ export class TcpTransport implements Transport {
   #heartbeat: TimerHandle | undefined;
   #heartbeatMs = 10_000;
   #flushScheduled = false;
+  /** The broker's maxFrameBytes, from its welcome. */
+  #brokerMax = DEFAULT_MAX_FRAME_BYTES;
   #nextConsumer = 1;
   #connecting: Promise<void> | undefined;
   #onFirst: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -229,7 +231,7 @@ export class TcpTransport implements Transport {
   #oneWay(msg: ClientMessage): void {
     if (this.#state !== 'open') return;
     this.#pump(); // requests made before this message go before it
-    writeMessage(this.#out, msg);
+    try { writeMessage(this.#out, msg); } catch (err) { log('client: %s', encodeError(msg.t, err).message); return; }
     this.#scheduleFlush();
   }
 
@@ -250,7 +252,14 @@ export class TcpTransport implements Transport {
         const next = ready[i + 1]?.msg;
         if (next !== undefined && next.t === 'settle' && next.mid === m.record.id) { this.#requests.drop(r); continue; }
       }
-      writeMessage(this.#out, m);
+      // A value that cannot be encoded fails its own request, not the client (nothing reached the outbox);
+      // so does a frame over the broker's maxFrameBytes (sent, it would close the connection, again on every retry).
+      const before = this.#out.bytes;
+      try { writeMessage(this.#out, m); } catch (err) { this.#requests.settle(r.id, encodeError(m.t, err)); continue; }
+      if (this.#out.bytes - before - HEADER_BYTES > this.#brokerMax) {
+        const size = this.#out.dropLast();
+        this.#requests.settle(r.id, new ValidationError(`The ${m.t} request is a ${size}-byte frame, over the broker's maxFrameBytes (${this.#brokerMax}): send smaller values, or raise maxFrameBytes on the broker and clients`, m.t));
+      }
     }
   }
 
@@ -282,13 +291,13 @@ export class TcpTransport implements Transport {
     const decoder = new FrameDecoder(o.maxFrameBytes, (buf, start, end) => {
       const msg = decodeServerMessage(buf, start, end);
       if (!welcomed) {
-        if (msg.t === 'welcome') { welcomed = true; this.#clock.clearTimer(timer); this.#opened(msg.heartbeat); return; }
+        if (msg.t === 'welcome') { welcomed = true; this.#brokerMax = msg.max ?? DEFAULT_MAX_FRAME_BYTES; this.#clock.clearTimer(timer); this.#opened(msg.heartbeat); return; }
         if (msg.t !== 'error') throw new ProtocolError(`Expected welcome from the broker, got ${msg.t}`);
       }
       this.#onMessage(msg);
     });
     socket.once(o.tls === undefined ? 'connect' : 'secureConnect', () => {
-      writeMessage(this.#out, { t: 'hello', v: PROTOCOL_VERSION, token: o.token ?? null });
+      writeMessage(this.#out, { t: 'hello', v: PROTOCOL_VERSION, token: o.token ?? null, max: o.maxFrameBytes });
       const pieces = this.#out.take();
       for (const p of pieces) socket.write(p);
     });
@@ -398,4 +407,10 @@ export class TcpTransport implements Transport {
       await new Promise<void>((resolve) => { socket.once('close', () => resolve()); socket.end(); setTimeout(() => socket.destroy(), 1_000).unref(); });
     }
   }
+}
+
+/** What a request that could not be encoded rejects with. */
+function encodeError(type: string, err: unknown): Error {
+  if (err instanceof MillwrightError) return err;
+  return new ValidationError(`Could not encode the ${type} request for the wire: ${err instanceof Error ? err.message : String(err)}`, type);
 }

@@ -10,10 +10,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
-import { MillwrightError, ProtocolError } from '../../src/errors.js';
+import { MillwrightError, ProtocolError, toErrorInfo, ValidationError } from '../../src/errors.js';
+import { finalFailure } from '../../src/outcome.js';
 import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.js';
 import type { BrokerCore } from '../memory/broker-core.js';
-import { FrameDecoder, Outbox } from './framing.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
 import type { JournalRecord } from './journal.js';
 import { decodeClientMessage, MsgType, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 
@@ -55,6 +56,8 @@ export class Connection {
   /** Client consumer id -> core consumer id. */
   readonly #consumers = new Map<number, number>();
   readonly #held = new Map<DeliveryTag, Held>();
+  /** The client's maxFrameBytes, from its hello: no deliver frame is larger. */
+  #clientMax = DEFAULT_MAX_FRAME_BYTES;
   readonly #watches = new Map<string, () => void>();
   lastSeen: number;
   readonly openedAt: number;
@@ -173,7 +176,8 @@ export class Connection {
       }
     }
     this.#state = 'open';
-    this.send({ t: 'welcome', v: PROTOCOL_VERSION, visibilityTimeout: this.#host.visibilityTimeout, heartbeat: this.#host.heartbeat });
+    if (msg.max !== undefined) this.#clientMax = msg.max;
+    this.send({ t: 'welcome', v: PROTOCOL_VERSION, visibilityTimeout: this.#host.visibilityTimeout, heartbeat: this.#host.heartbeat, max: this.#host.maxFrameBytes });
   }
 
   #handle(msg: ClientMessage): void {
@@ -247,8 +251,27 @@ export class Connection {
     this.#held.set(tag, { message, consumer: c, deadline });
     if (this.#visibilityArmed === Infinity) this.#armVisibility(deadline);
     if (this.#state === 'closed') return;
+    const before = this.out.bytes;
     writeDeliver(this.out, c, tag, redelivered, message);
+    if (this.out.bytes - before - HEADER_BYTES > this.#clientMax) return this.#undeliverable(tag, message, this.out.dropLast());
     this.#host.wantsFlush(this);
+  }
+
+  /**
+   * A task too large for this consumer's maxFrameBytes: sent, it would close
+   * the connection, be redelivered to the next worker and do the same there.
+   * It fails (FAILURE, ERR_VALIDATION, its workflow failed) like a settle from
+   * the worker would, journaled the same way.
+   */
+  #undeliverable(tag: DeliveryTag, message: TaskMessage, size: number): void {
+    const error = new ValidationError(`Task ${message.name} (${message.id}) is a ${size}-byte frame, over its worker's maxFrameBytes (${this.#clientMax}): send smaller values, or raise maxFrameBytes on the broker and clients`, 'maxFrameBytes');
+    const { stack: _stack, ...info } = toErrorInfo(error);
+    const now = this.#host.now();
+    const outcome = finalFailure(message, message.attempt + 1, 'FAILURE', info, { now, resultsExpireIn: this.#host.core.retention, rng: () => 0 });
+    log('broker: %s', error.message);
+    this.#held.delete(tag);
+    if (this.#host.journaling) this.#host.journal({ t: 'settle', mid: message.id, attempt: message.attempt, outcome });
+    this.#host.core.settle(tag, outcome);
   }
 
   /** Removes a held delivery when `tag` is this connection's and carries message `mid`. */

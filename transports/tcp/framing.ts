@@ -163,6 +163,20 @@ export class Outbox {
     this.#bytes += HEADER_BYTES + payloadBytes;
   }
 
+  /**
+   * Takes back the frame committed last, not taken yet (one the peer could not
+   * accept: over its maxFrameBytes). Returns its payload size, or -1 when there is none.
+   */
+  dropLast(): number {
+    if (this.#last < 0) return -1;
+    const frame = this.#last - HEADER_BYTES;
+    const size = this.#pos - frame;
+    this.#pos = frame;
+    this.#bytes -= size;
+    this.#last = -1;
+    return size - HEADER_BYTES;
+  }
+
   /** Everything written since the last take (empty when nothing was). */
   take(): Buffer[] {
     this.#retire();

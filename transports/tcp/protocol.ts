@@ -39,7 +39,7 @@ export interface WireQueueStats { readonly name: string; readonly ready: number;
 
 /** Messages a client sends. `id` is the request id, echoed by the reply. */
 export type ClientMessage =
-  | { readonly t: 'hello'; readonly v: number; readonly token: string | null }
+  | { readonly t: 'hello'; readonly v: number; readonly token: string | null; /** The client's maxFrameBytes (absent: the default). */ readonly max?: number }
   | { readonly t: 'publish'; readonly id: number; readonly batch: Batch }
   | { readonly t: 'consume'; readonly id: number; readonly c: number; readonly spec: ConsumeSpec }
   | { readonly t: 'cancel'; readonly id: number; readonly c: number }
@@ -55,7 +55,7 @@ export type ClientMessage =
 
 /** Messages the broker sends. */
 export type ServerMessage =
-  | { readonly t: 'welcome'; readonly v: number; readonly visibilityTimeout: number; readonly heartbeat: number }
+  | { readonly t: 'welcome'; readonly v: number; readonly visibilityTimeout: number; readonly heartbeat: number; /** The broker's maxFrameBytes (absent: the default). */ readonly max?: number }
   | { readonly t: 'ok'; readonly id: number }
   | { readonly t: 'result'; readonly id: number; readonly record: StateRecord | null }
   | { readonly t: 'statsResult'; readonly id: number; readonly queues: readonly WireQueueStats[]; readonly connections: number }
@@ -139,7 +139,7 @@ export function writeFrame(out: Outbox, type: number, id: number, json: string, 
 /** The JSON body of the messages that are not binary. */
 function bodyOf(msg: AnyMessage): [unknown, boolean] {
   switch (msg.t) {
-    case 'hello': return [msg.token === null ? { v: msg.v } : { v: msg.v, token: msg.token }, false];
+    case 'hello': return [{ v: msg.v, ...(msg.token === null ? {} : { token: msg.token }), ...(msg.max === undefined ? {} : { max: msg.max }) }, false];
     case 'consume': return [{ c: msg.c, queues: msg.spec.queues, prefetch: msg.spec.prefetch, names: msg.spec.names }, false];
     case 'cancel': return [{ c: msg.c }, false];
     case 'release': return [{ tag: msg.tag, mid: msg.mid, delay: msg.delay }, false];
@@ -148,7 +148,7 @@ function bodyOf(msg: AnyMessage): [unknown, boolean] {
     case 'watch': case 'unwatch': return [{ ids: msg.ids }, false];
     case 'progress': return [{ tag: msg.tag, mid: msg.mid, value: msg.value }, isBinary(msg.value)];
     case 'heartbeat': return [{ tags: msg.tags }, false];
-    case 'welcome': return [{ v: msg.v, visibilityTimeout: msg.visibilityTimeout, heartbeat: msg.heartbeat }, false];
+    case 'welcome': return [{ v: msg.v, visibilityTimeout: msg.visibilityTimeout, heartbeat: msg.heartbeat, ...(msg.max === undefined ? {} : { max: msg.max }) }, false];
     case 'statsResult': return [{ queues: msg.queues, connections: msg.connections }, false];
     case 'error': return [{ code: msg.code, message: msg.message }, false];
     case 'revoked': return [{ c: msg.c, sid: msg.sid }, false];
@@ -256,7 +256,7 @@ export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.
     case 'hello': {
       const token = o['token'];
       if (token !== undefined && typeof token !== 'string') throw bad('hello.token', 'must be a string');
-      return { t, v: int(o, 'v', t), token: token ?? null };
+      return o['max'] === undefined ? { t, v: int(o, 'v', t), token: token ?? null } : { t, v: int(o, 'v', t), token: token ?? null, max: int(o, 'max', t) };
     }
     case 'consume': {
       const prefetch = int(o, 'prefetch', t);
@@ -298,7 +298,10 @@ export function decodeServerMessage(payload: Uint8Array, from = 0, to = payload.
   }
   const o = obj(parseJson(f), `message type ${type}`);
   switch (type) {
-    case MsgType.welcome: return { t: 'welcome', v: int(o, 'v', 'welcome'), visibilityTimeout: int(o, 'visibilityTimeout', 'welcome'), heartbeat: int(o, 'heartbeat', 'welcome') };
+    case MsgType.welcome: {
+      const welcome = { t: 'welcome' as const, v: int(o, 'v', 'welcome'), visibilityTimeout: int(o, 'visibilityTimeout', 'welcome'), heartbeat: int(o, 'heartbeat', 'welcome') };
+      return o['max'] === undefined ? welcome : { ...welcome, max: int(o, 'max', 'welcome') };
+    }
     case MsgType.statsResult: return {
       t: 'statsResult', id, connections: int(o, 'connections', 'stats'),
       queues: arr(o['queues'], 'stats.queues').map((q, i) => {

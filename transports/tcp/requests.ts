@@ -22,6 +22,7 @@ export interface Request {
 }
 
 const NOOP = (): void => undefined;
+const MAX_ID = 0xffff_ffff;
 
 export class Requests {
   readonly #clock: Clock;
@@ -31,13 +32,15 @@ export class Requests {
   #waiting: Request[] = [];
   #head = 0;
   readonly #deadlines: TimerQueue<Request>;
-  #nextId = 1;
+  #nextId: number;
   #connected = false;
 
-  constructor(clock: Clock, sendTimeout: number, window: number) {
+  /** @param firstId the first request id (tests start near the 2^32 wrap). */
+  constructor(clock: Clock, sendTimeout: number, window: number, firstId = 1) {
     this.#clock = clock;
     this.#timeout = sendTimeout;
     this.#window = window;
+    this.#nextId = firstId;
     this.#deadlines = new TimerQueue(clock, (r) => this.#expire(r));
   }
 
@@ -60,7 +63,10 @@ export class Requests {
   }
 
   #queue(build: (id: number) => ClientMessage, resolve: (v: unknown) => void, reject: (err: Error) => void, doneOnLoss: boolean): void {
-    const id = this.#nextId++;
+    // Ids are u32 on the wire and 0 means "no request": 1 .. 2^32-1, then 1 again (a long-lived client
+    // sends 2^32 requests in hours). Replies are matched by id, oks in send order (settleThrough).
+    const id = this.#nextId;
+    this.#nextId = id === MAX_ID ? 1 : id + 1;
     const r: Request = { id, msg: build(id), deadline: this.#clock.now() + this.#timeout, resolve, reject, doneOnLoss };
     this.#waiting.push(r);
     if (!this.#connected) this.#deadlines.add(r.deadline, r);
@@ -85,15 +91,17 @@ export class Requests {
   }
 
   /**
-   * An `ok` for request `id` arrived: it answers every sent request up to
-   * `id` (replies come in request order, and the broker merges consecutive
-   * oks). Requests are sent in id order, so `#sent` iterates in id order.
+   * An `ok` for request `id` arrived: it answers every request sent before
+   * it and not answered yet (replies come in request order, and the broker
+   * merges consecutive oks). `#sent` iterates in send order; ids are not
+   * compared, as they wrap.
    */
   settleThrough(id: number): void {
+    if (!this.#sent.has(id)) return;
     for (const [rid, r] of this.#sent) {
-      if (rid > id) break;
       this.#sent.delete(rid);
       r.resolve(undefined);
+      if (rid === id) return;
     }
   }
 
@@ -113,7 +121,7 @@ export class Requests {
   /** The connection dropped: unanswered requests go back to the front, deadlines count again. */
   disconnected(): void {
     this.#connected = false;
-    const back = [...this.#sent.values()].sort((a, b) => a.id - b.id);
+    const back = [...this.#sent.values()]; // in send order
     this.#sent.clear();
     this.#waiting = [...back, ...this.#waiting.slice(this.#head)].filter((r) => {
       if (r.doneOnLoss) r.resolve(undefined);

@@ -1,0 +1,47 @@
+/** maxFrameBytes is exchanged in hello/welcome: a frame the peer could not take fails with a reason instead of closing connections. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { App, TaskFailedError, ValidationError } from '../../src/index.js';
+import { BrokerServer, TcpTransport } from '../../transports/tcp/index.js';
+
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c(); });
+
+async function broker(maxFrameBytes?: number): Promise<number> {
+  const server = new BrokerServer(maxFrameBytes === undefined ? { port: 0 } : { port: 0, maxFrameBytes });
+  await server.listen();
+  cleanup.push(() => server.close());
+  return server.address().port;
+}
+
+function app(port: number, maxFrameBytes?: number): App {
+  const a = new App({ transport: new TcpTransport(maxFrameBytes === undefined ? { port, sendTimeout: 2_000 } : { port, maxFrameBytes, sendTimeout: 2_000 }) });
+  cleanup.push(() => a.close());
+  return a;
+}
+
+describe('frame limits', () => {
+  it('a send over the broker\'s maxFrameBytes rejects with ValidationError at once (no reconnect storm), and the client keeps working', async () => {
+    const port = await broker(64 * 1024);
+    const producer = app(port);
+    const echo = producer.task('echo', (s: string) => s.length);
+    await producer.worker().start();
+    const err = await producer.send(echo.s('x'.repeat(100_000))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(String((err as Error).message)).toMatch(/over the broker's maxFrameBytes \(65536\)/);
+    expect(await (await producer.send(echo.s('small'))).get({ timeout: 5_000 })).toBe(5);
+  });
+
+  it('a task over its worker\'s maxFrameBytes ends FAILURE with the reason instead of bouncing between workers', async () => {
+    const port = await broker();
+    const producer = app(port);
+    const worker = app(port, 64 * 1024);
+    const echo = producer.task('echo', (s: string) => s.length);
+    worker.task('echo', (s: string) => s.length);
+    await worker.worker().start();
+    const r = await producer.send(echo.s('x'.repeat(100_000)));
+    const err = await r.get({ timeout: 5_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).message).toMatch(/over its worker's maxFrameBytes \(65536\)/);
+    expect(await (await producer.send(echo.s('small'))).get({ timeout: 5_000 })).toBe(5);
+  });
+});
