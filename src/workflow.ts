@@ -110,6 +110,10 @@ function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chor
   const where = `signature "${sig.name}"`;
   const id = sig.id ?? '';
   if (typeof id !== 'string' || id === '') throw new ValidationError(`Expected ${where} to have a non-empty string id`, 'id');
+  // Ids, names and queues are keys: a lone UTF-16 surrogate cannot cross a wire as UTF-8 without becoming U+FFFD
+  // (two ids would then collide), so it is refused here, for every transport alike.
+  check(id, isName, where, 'id', 'a well-formed string (no lone surrogates)');
+  check(sig.name, isName, where, 'name', 'a non-empty, well-formed string (no lone surrogates)');
   if (sig.onSuccess !== undefined && !Array.isArray(sig.onSuccess)) throw new ValidationError(`Expected \`onSuccess\` of ${where} to be an array of signatures`, 'onSuccess');
   if (sig.onError !== undefined && !Array.isArray(sig.onError)) throw new ValidationError(`Expected \`onError\` of ${where} to be an array of signatures`, 'onError');
   const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => compile(s, ctx).batch));
@@ -118,7 +122,7 @@ function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chor
     id,
     name: sig.name,
     args: packArgs(sig.args ?? []),
-    queue: check(sig.queue ?? d.queue ?? ctx.defaultQueue, isName, where, 'queue', 'a non-empty string'),
+    queue: check(sig.queue ?? d.queue ?? ctx.defaultQueue, isName, where, 'queue', 'a non-empty, well-formed string'),
     priority: check(sig.priority ?? d.priority ?? 0, Number.isInteger, where, 'priority', 'an integer'),
     eta: check(sig.eta ?? 0, isTime, where, 'eta', 'epoch ms (a finite number >= 0)'),
     retries: check(sig.retries ?? d.retries ?? 0, isCount, where, 'retries', 'an integer >= 0'),
@@ -143,7 +147,8 @@ function check<T>(value: T, ok: (v: T) => boolean, where: string, field: string,
   return value;
 }
 
-const isName = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+/** A non-empty string without lone surrogates (String#isWellFormed, Node >= 20). */
+const isName = (v: unknown): boolean => typeof v === 'string' && v.length > 0 && (v as string & { isWellFormed(): boolean }).isWellFormed();
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isCount = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
 const isPositive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;

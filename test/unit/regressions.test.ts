@@ -474,3 +474,14 @@ describe('review: signature options and task headers', () => {
     expect(seen).toEqual(['abc', 'abc']);
   });
 });
+
+describe('review: ids, names and queues are well-formed strings', () => {
+  it('a lone surrogate in an id, a name or a queue is refused at send time (UTF-8 on a wire would turn it into U+FFFD)', async () => {
+    const { app } = setup();
+    const t = app.task('t', () => 1);
+    await expect(app.send(t.with({ id: 'job-\ud800' }))).rejects.toThrow(/well-formed/);
+    await expect(app.send(t.with({ queue: 'q\udc00' }))).rejects.toThrow(/well-formed/);
+    await expect(app.send(signature('n\ud800'))).rejects.toThrow(/well-formed/);
+    await expect(app.send(t.with({ id: 'job-\ud83d\ude00' }))).resolves.toBeDefined();
+  });
+});

@@ -224,3 +224,19 @@ describe('attachments (review)', () => {
     expect(typeof args === 'string' ? -1 : args.bins[69_999]?.[0]).toBe(69_999 & 255);
   });
 });
+
+describe('strings (review)', () => {
+  it('invalid UTF-8 in a string field is refused with ERR_PROTOCOL, not replaced by U+FFFD (distinct ids would merge)', () => {
+    const frame = Buffer.from(encode({ t: 'publish', id: 1, batch: { tasks: [{ ...plain, id: 'zz-id' }], chords: [] } }));
+    const at = frame.indexOf(Buffer.from('zz-id'));
+    frame[at] = 0xff;
+    expect(() => decodeClientMessage(frame)).toThrow(ProtocolError);
+    expect(() => decodeClientMessage(frame)).toThrow(/is not valid UTF-8/);
+  });
+
+  it('a real U+FFFD and other non-ASCII text still pass', () => {
+    const id = 'ok-\ufffd-é-漢';
+    const msg = decodeClientMessage(encode({ t: 'publish', id: 1, batch: { tasks: [{ ...plain, id }], chords: [] } }));
+    expect(msg.t === 'publish' ? msg.batch.tasks[0]?.id : '').toBe(id);
+  });
+});

@@ -2,6 +2,7 @@
  * Reads the binary bodies of binary.ts: every read is bounds-checked, and
  * anything off is a ProtocolError naming the field's path.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
@@ -138,8 +139,10 @@ export class BodyReader {
     const n = this.#buf.readUInt32BE(this.#need(4, path));
     const at = this.#need(n, path);
     if (n === 0) return '';
-    if (recurring && n <= SHORT) return short(this.#buf, at, n);
-    return n > SHORT ? long(this.#buf, at, n) : utf8(this.#buf, at, at + n);
+    const s = recurring && n <= SHORT ? short(this.#buf, at, n) : n > SHORT ? long(this.#buf, at, n) : utf8(this.#buf, at, at + n);
+    // Invalid UTF-8 decodes to U+FFFD: refuse it rather than merge distinct ids (a one-byte string is skipped at once).
+    if (s.includes('\ufffd') && !isUtf8(this.#buf.subarray(at, at + n))) throw bad(path, 'is not valid UTF-8');
+    return s;
   }
 
   /** A JSON text field: "" is undefined, anything else must parse. */
