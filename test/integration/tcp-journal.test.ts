@@ -1,5 +1,5 @@
 /** The journal without killing anything: write, reopen, compare; compaction; a torn tail. */
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -111,8 +111,8 @@ describe('journal', () => {
     const more = taskMessage('q');
     first.apply({ t: 'publish', batch: { tasks: [more], chords: [] } }); // folded into the snapshot, not logged
     await first.journal.compact(first.core);
-    expect(readdirSync(dir).sort()).toEqual(['journal-1.log', 'snapshot']);
-    expect(statSync(join(dir, 'journal-1.log')).size).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['journal-v2-1.log', 'snapshot-v2']);
+    expect(statSync(join(dir, 'journal-v2-1.log')).size).toBe(0);
     const after = taskMessage('q');
     first.apply({ t: 'publish', batch: { tasks: [after], chords: [] } });
     await first.journal.commit();
@@ -130,13 +130,25 @@ describe('journal', () => {
     const kept = taskMessage('q');
     first.apply({ t: 'publish', batch: { tasks: [kept], chords: [] } });
     await first.journal.close();
-    const log = join(dir, 'journal-0.log');
+    const log = join(dir, 'journal-v2-0.log');
     const good = statSync(log).size;
     appendFileSync(log, Buffer.from([0, 0, 0, 40, 2, 0, 0, 0, 0, 0, 0, 123]));
     const second = open(dir);
     expect(view(second.core).tasks).toEqual([`${kept.id}@0`]);
     expect(statSync(log).size).toBe(good);
     await second.journal.close();
-    expect(existsSync(join(dir, 'snapshot'))).toBe(false);
+    expect(existsSync(join(dir, 'snapshot-v2'))).toBe(false);
+  });
+
+  it('refuses a dataDir holding a journal of another format, and leaves it as it was (read with the wrong layout it would look torn and be cut)', () => {
+    for (const name of ['journal-0.log', 'snapshot', 'journal-v1-3.log']) {
+      const dir = tempDir();
+      const old = join(dir, name);
+      const bytes = Buffer.from([0, 0, 0, 9, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+      appendFileSync(old, bytes);
+      expect(() => open(dir)).toThrow(/holds a journal of another format/);
+      expect(readFileSync(old)).toEqual(bytes);
+      expect(readdirSync(dir)).toEqual([name]);
+    }
   });
 });

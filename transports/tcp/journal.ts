@@ -4,8 +4,12 @@
  * before the broker confirms any of them, plus snapshots for compaction.
  *
  *   dataDir/
- *     snapshot        records of a full BrokerCore snapshot, for log generation G
- *     journal-G.log   groups appended since that snapshot
+ *     snapshot-v2        records of a full BrokerCore snapshot, for log generation G
+ *     journal-v2-G.log   groups appended since that snapshot
+ *
+ * The `v2` is the file format (frame layout of protocol version 2). A dataDir
+ * holding files of another format is refused with a clear error, never
+ * replayed: read with the wrong layout, a log would look torn and be cut.
  *
  *   a group:  record frame ... record frame | commit frame { n, crc32 of the records }
  *
@@ -40,6 +44,13 @@ const closeAsync = promisify(close);
 /** Record types beyond the protocol's (publish, settle, setState, revoke reuse theirs). */
 const Rec = { commit: 120, meta: 100, states: 101, tasks: 102, chords: 103, closed: 104, revoked: 105 } as const;
 const CHUNK = 1000;
+/** The journal's file format; its files are named after it. */
+const FORMAT = 'v2';
+const SNAPSHOT = `snapshot-${FORMAT}`;
+const logName = (gen: number): string => `journal-${FORMAT}-${gen}.log`;
+const LOG_NAME = new RegExp(`^journal-${FORMAT}-\\d+\\.log$`);
+/** Files of other formats: this build cannot read them. */
+const FOREIGN = /^(snapshot(-v\d+)?|journal-(v\d+-)?\d+\.log)$/;
 const MAX_RECORD = 1 << 30;
 
 /** A change to journal. `attempt` identifies which copy of a retried task a settle acked. */
@@ -81,21 +92,25 @@ export class Journal {
   /** Opens `dir` (creating it), replays snapshot and log into `core`, and returns the journal. */
   static open(dir: string, core: BrokerCore, options: JournalOptions): Journal {
     mkdirSync(dir, { recursive: true });
-    const snapPath = join(dir, 'snapshot');
+    const foreign = readdirSync(dir).filter((f) => FOREIGN.test(f) && f !== SNAPSHOT && !LOG_NAME.test(f));
+    if (foreign.length > 0) {
+      throw new ProtocolError(`dataDir ${dir} holds a journal of another format (${foreign.join(', ')}; this broker writes ${FORMAT}): start the millwright version that wrote it to drain it, or move those files away to start empty`);
+    }
+    const snapPath = join(dir, SNAPSHOT);
     let gen = 0;
     if (existsSync(snapPath)) {
       const snap = readSnapshot(readFileSync(snapPath));
       gen = snap.gen;
       core.load(snap.snapshot);
     }
-    const logPath = join(dir, `journal-${gen}.log`);
+    const logPath = join(dir, logName(gen));
     const acked = new Set<string>();
     if (existsSync(logPath)) {
       const good = replayLog(readFileSync(logPath), (r) => apply(core, r, acked));
       if (good < statSync(logPath).size) { log('journal: cutting a torn tail at byte %d of %s', good, logPath); truncateSync(logPath, good); }
     }
     if (acked.size > 0) core.retain((m) => !acked.has(copyKey(m.id, m.attempt)));
-    for (const f of readdirSync(dir)) if (/^journal-\d+\.log$/.test(f) && f !== `journal-${gen}.log`) unlinkSync(join(dir, f));
+    for (const f of readdirSync(dir)) if (LOG_NAME.test(f) && f !== logName(gen)) unlinkSync(join(dir, f));
     const fd = openSync(logPath, 'a');
     return new Journal(dir, fd, gen, statSync(logPath).size, options);
   }
@@ -155,21 +170,21 @@ export class Journal {
     try {
       const gen = this.#gen + 1;
       const pieces = writeSnapshot(core.snapshot(), gen);
-      const tmp = join(this.#dir, 'snapshot.tmp');
+      const tmp = join(this.#dir, `${SNAPSHOT}.tmp`);
       const fd = await openAsync(tmp, 'w');
       try {
         await writevAsync(fd, pieces);
         await fsyncAsync(fd);
       } finally { await closeAsync(fd); }
-      renameSync(tmp, join(this.#dir, 'snapshot'));
+      renameSync(tmp, join(this.#dir, SNAPSHOT));
       syncDir(this.#dir);
       const oldFd = this.#fd;
       const oldGen = this.#gen;
-      this.#fd = openSync(join(this.#dir, `journal-${gen}.log`), 'a');
+      this.#fd = openSync(join(this.#dir, logName(gen)), 'a');
       this.#gen = gen;
       this.#size = 0;
       closeSync(oldFd);
-      unlinkSync(join(this.#dir, `journal-${oldGen}.log`));
+      unlinkSync(join(this.#dir, logName(oldGen)));
       log('journal: compacted into snapshot generation %d', gen);
     } finally {
       this.#writing = false;
