@@ -7,11 +7,12 @@
  *          5  u32 BE  nbins       number of binary attachments
  *          9  u32 BE  × nbins     byte length of each attachment
  *          …  body    (may be empty), up to the attachments: UTF-8 JSON, or for
- *                     the hot types (BINARY_TYPES) the binary layout of binary.ts
+ *                     the hot types (publish, settle, setState, result, deliver, event)
+ *                     the binary layout of binary.ts
  *          …  bytes   attachments, concatenated, in order
  *
  * Decoding checks every field with the narrowing readers of wire-values.ts
- * and binary.ts and throws ProtocolError on anything unexpected.
+ * and binary-reader.ts and throws ProtocolError on anything unexpected.
  */
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
@@ -65,9 +66,6 @@ export type ServerMessage =
   | { readonly t: 'event'; readonly event: WatchEvent };
 
 export type AnyMessage = ClientMessage | ServerMessage;
-
-/** Types whose body is binary (binary.ts) rather than JSON. */
-export const BINARY_TYPES: ReadonlySet<number> = new Set([MsgType.publish, MsgType.settle, MsgType.setState, MsgType.result, MsgType.deliver, MsgType.event]);
 
 const writer = new BodyWriter();
 
@@ -165,7 +163,7 @@ export interface RawMessage {
 }
 
 /** A payload split into header, body bytes (`buf[start..end)`) and attachments. */
-export interface FrameParts {
+interface FrameParts {
   readonly type: number;
   readonly id: number;
   readonly buf: Buffer;
@@ -181,7 +179,7 @@ const NO_BINS: readonly Uint8Array[] = [];
  * byte range and the attachments. The result is reused by the next call:
  * read it before splitting another frame.
  */
-export function splitFrame(payload: Uint8Array, from = 0, to = payload.length): FrameParts {
+function splitFrame(payload: Uint8Array, from = 0, to = payload.length): FrameParts {
   const size = to - from;
   if (size < PAYLOAD_HEADER_BYTES) throw new ProtocolError(`Malformed frame: payload of ${size} bytes is shorter than the ${PAYLOAD_HEADER_BYTES}-byte message header`);
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
