@@ -1,7 +1,11 @@
-/** maxFrameBytes is exchanged in hello/welcome: a frame the peer could not take fails with a reason instead of closing connections. */
+/**
+ * maxFrameBytes is exchanged in hello/welcome: a frame the peer could not take fails with a reason instead of
+ * closing connections. A request that cannot be encoded at all fails alone too.
+ */
 import { afterEach, describe, expect, it } from 'vitest';
-import { App, TaskFailedError, ValidationError } from '../../src/index.js';
+import { App, TaskFailedError, ValidationError, type TaskMessage } from '../../src/index.js';
 import { BrokerServer, TcpTransport } from '../../transports/tcp/index.js';
+import { taskMessage } from './tcp-helpers.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c(); });
@@ -45,3 +49,24 @@ describe('frame limits', () => {
     expect(await (await producer.send(echo.s('small'))).get({ timeout: 5_000 })).toBe(5);
   });
 });
+
+describe('encoding failures', () => {
+  it('a request that cannot be encoded rejects alone with ValidationError (nothing thrown out of the flush), and the client keeps working', async () => {
+    const port = await broker();
+    const t = new TcpTransport({ port, sendTimeout: 2_000 });
+    cleanup.push(() => t.close());
+    await t.connect();
+    // A hand-built message (the Transport seam is public): JSON cannot hold a BigInt header.
+    const bad = taskMessage('enc', { headers: { n: 1n } as unknown as Record<string, string> });
+    const good: TaskMessage = taskMessage('enc');
+    const [err] = await Promise.all([
+      t.publish({ tasks: [bad], chords: [] }).catch((e: unknown) => e),
+      t.publish({ tasks: [good], chords: [] }),
+    ]);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(/Could not encode the publish request/);
+    expect(await t.getState(bad.id)).toBeUndefined();
+    expect((await t.getState(good.id))?.state).toBe('PENDING');
+  });
+});
+
