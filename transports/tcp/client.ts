@@ -16,15 +16,15 @@ import { systemClock, type Clock, type TimerHandle } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
 import { AuthError, ClosedError, ConnectionError, fromErrorInfo, MillwrightError, ProtocolError, ValidationError } from '../../src/errors.js';
 import { checkOptions, rules } from '../../src/options.js';
-import type {
-  Batch, ConsumeSpec, Consumer, ConsumerHandler, DeliveryTag, Outcome, StateRecord, Transport, TransportContext, WatchEvent,
+import {
+  DONE, type Batch, type ConsumeSpec, type Consumer, type ConsumerHandler, type DeliveryTag, type Outcome, type StateRecord, type Transport,
+  type TransportContext, type WatchEvent,
 } from '../../src/transport.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
 import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 import { Requests, type Request } from './requests.js';
 
 const log = debuglog('millwright');
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Options of `new TcpTransport()`. */
 export interface TcpTransportOptions {
@@ -173,16 +173,17 @@ export class TcpTransport implements Transport {
    * worker starts the task at once. Frames on one connection are applied in
    * order, so the STARTED state is in the store before this client's later
    * settle; the broker still confirms it (after the journal) and a failure
-   * is logged under NODE_DEBUG=millwright.
+   * is logged under NODE_DEBUG=millwright. Returns the shared settled `DONE`:
+   * the caller has nothing to wait for.
    */
   setState(record: StateRecord): Promise<void> {
-    if (this.#state === 'closed') { log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, this.#fatal.message); return RESOLVED; }
+    if (this.#state === 'closed') { log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, this.#fatal.message); return DONE; }
     if (this.#state === 'idle') void this.connect().catch(() => undefined);
     this.#requests.addUnawaited((id) => ({ t: 'setState', id, record }), (err) => {
       log('tcp client: state %s of %s was not recorded: %s', record.state, record.id, err.message);
     });
     if (this.#state === 'open') this.#scheduleFlush();
-    return RESOLVED;
+    return DONE;
   }
 
   async getState(id: string): Promise<StateRecord | undefined> {
