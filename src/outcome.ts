@@ -16,7 +16,7 @@ import { withResults } from './workflow.js';
 export const MAX_ATTEMPTS = 1000;
 
 export interface OutcomeContext {
-  /** Read once per outcome (it may be a getter on the clock): one outcome is computed at one instant. */
+  /** The instant of the outcome, a plain value: every record it writes carries it (the worker sets it once per outcome). */
   readonly now: number;
   /** ms a final state is kept. */
   readonly resultsExpireIn: number;
@@ -62,9 +62,7 @@ export function retryDelay(message: TaskMessage, attempt: number, thrown: unknow
  * task of its workflow that can no longer run, ChordError on the callback of
  * any chord it (or a later link) belonged to, and its onError callbacks.
  */
-export function finalFailure(message: TaskMessage, attempt: number, state: 'FAILURE' | 'REVOKED', error: ErrorInfo, context: OutcomeContext): Outcome {
-  // Every record of the failed workflow gets the same instant (a rare path: the copy costs nothing).
-  const ctx: OutcomeContext = { now: context.now, resultsExpireIn: context.resultsExpireIn, rng: context.rng };
+export function finalFailure(message: TaskMessage, attempt: number, state: 'FAILURE' | 'REVOKED', error: ErrorInfo, ctx: OutcomeContext): Outcome {
   const records: StateRecord[] = [final(message, state, attempt, ctx, undefined, error)];
   const chords: ChordRef[] = [];
   if (message.chord !== undefined) chords.push(message.chord);
