@@ -101,6 +101,19 @@ describe('App over TCP', () => {
     await pending.revoke();
     expect((await pending.state()).state).toBe('REVOKED');
   });
+
+  it('a task that finishes in the turn it started in sends no STARTED: its settle follows in the same flush and supersedes it', async () => {
+    const sig = signature('add', [2, 3]);
+    const states: string[] = [];
+    const unwatch = producer.transport.watch(sig.id, (e) => { if (e.type === 'state') states.push(e.record.state); });
+    try {
+      expect(await (await producer.send(sig)).get({ timeout: 5_000 })).toBe(5);
+      await until(() => states.includes('SUCCESS')); // a STARTED sent would have been pushed before it
+    } finally {
+      unwatch();
+    }
+    expect(states).not.toContain('STARTED');
+  });
 });
 
 describe('TLS', () => {
