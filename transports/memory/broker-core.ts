@@ -8,7 +8,7 @@
  */
 import type { Clock } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
-import { RevokedError, toErrorInfo } from '../../src/errors.js';
+import { RevokedError, toErrorInfo, type MillwrightError } from '../../src/errors.js';
 import { finalFailure } from '../../src/outcome.js';
 import { TimerQueue } from '../../src/timer-queue.js';
 import type {
@@ -64,11 +64,6 @@ export class BrokerCore {
     this.#queues = new Dispatcher((message) => this.#isDropped(message));
     this.#states = new StateStore(clock, (id) => this.#revoked.delete(id));
     this.#delayed = new TimerQueue(clock, (task) => this.#queues.push(task));
-  }
-
-  /** ms the records this core writes itself (revocations, undeliverable tasks) are kept. */
-  get retention(): number {
-    return this.#revokedRetention;
   }
 
   publish(batch: Batch): void {
@@ -229,10 +224,18 @@ export class BrokerCore {
     return true;
   }
 
-  /** Applies the REVOKED outcome of a task that will not run: its workflow fails, so no handle waits forever. */
+  /** Applies the REVOKED outcome of a task that will not run. */
   #fail(message: TaskMessage): void {
+    this.apply(this.finalOutcome(message, message.attempt, 'REVOKED', new RevokedError(message.id)));
+  }
+
+  /**
+   * The final outcome the broker itself decides for a task that will not run (revoked; too large for its
+   * worker): its workflow fails too, so no handle waits forever. Its records are kept `revokedRetention` ms.
+   */
+  finalOutcome(message: TaskMessage, attempt: number, state: 'FAILURE' | 'REVOKED', error: MillwrightError): Outcome {
     const ctx = { now: this.#clock.now(), resultsExpireIn: this.#revokedRetention, rng: () => 0 };
-    const { stack: _stack, ...info } = toErrorInfo(new RevokedError(message.id)); // a broker-side stack says nothing useful
-    this.apply(finalFailure(message, message.attempt, 'REVOKED', info, ctx));
+    const { stack: _stack, ...info } = toErrorInfo(error); // a broker-side stack says nothing useful
+    return finalFailure(message, attempt, state, info, ctx);
   }
 }

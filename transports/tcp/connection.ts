@@ -10,8 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
-import { MillwrightError, ProtocolError, toErrorInfo, ValidationError } from '../../src/errors.js';
-import { finalFailure } from '../../src/outcome.js';
+import { MillwrightError, ProtocolError, ValidationError } from '../../src/errors.js';
 import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.js';
 import type { BrokerCore } from '../memory/broker-core.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
@@ -265,9 +264,7 @@ export class Connection {
    */
   #undeliverable(tag: DeliveryTag, message: TaskMessage, size: number): void {
     const error = new ValidationError(`Task ${message.name} (${message.id}) is a ${size}-byte frame, over its worker's maxFrameBytes (${this.#clientMax}): send smaller values, or raise maxFrameBytes on the broker and clients`, 'maxFrameBytes');
-    const { stack: _stack, ...info } = toErrorInfo(error);
-    const now = this.#host.now();
-    const outcome = finalFailure(message, message.attempt + 1, 'FAILURE', info, { now, resultsExpireIn: this.#host.core.retention, rng: () => 0 });
+    const outcome = this.#host.core.finalOutcome(message, message.attempt + 1, 'FAILURE', error);
     log('broker: %s', error.message);
     this.#held.delete(tag);
     if (this.#host.journaling) this.#host.journal({ t: 'settle', mid: message.id, attempt: message.attempt, outcome });
