@@ -116,7 +116,6 @@ export class StateStore {
     this.#watchers.clear();
   }
 
-
   #expire(id: string): void {
     const record = this.get(id);
     if (record?.expiresAt === undefined || record.expiresAt > this.#clock.now()) return;

@@ -86,7 +86,7 @@ const NO_BINS: readonly Uint8Array[] = [];
 /** Bounds-checked reader over a binary body; errors name the field's path. */
 export class BodyReader {
   #buf: Buffer = EMPTY;
-  bins: readonly Uint8Array[] = NO_BINS;
+  #bins: readonly Uint8Array[] = NO_BINS;
   #p = 0;
   #end = 0;
 
@@ -95,7 +95,7 @@ export class BodyReader {
     this.#buf = buf;
     this.#p = start;
     this.#end = end;
-    this.bins = bins;
+    this.#bins = bins;
     return this;
   }
 
@@ -110,13 +110,12 @@ export class BodyReader {
   done(what: string): void {
     if (this.#p !== this.#end) throw bad(what, `has ${this.#end - this.#p} bytes left over after its last field`);
     this.#buf = EMPTY;
-    this.bins = NO_BINS;
+    this.#bins = NO_BINS;
   }
 
   u8(path: string): number {
     return this.#buf[this.#need(1, path)] as number;
   }
-
 
   u32(path: string): number {
     return this.#buf.readUInt32BE(this.#need(4, path));
@@ -159,7 +158,7 @@ export class BodyReader {
     const json = this.str(path);
     const n = this.u32(path);
     const bins: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) bins.push(takeAttachment(this.bins, this.u32(path), `${path}.b[${i}]`));
+    for (let i = 0; i < n; i++) bins.push(takeAttachment(this.#bins, this.u32(path), `${path}.b[${i}]`));
     return { json, bins };
   }
 
@@ -200,7 +199,7 @@ export class BodyReader {
       attempt: this.int(H, 'attempt'), createdAt: this.num(H, 'createdAt'),
     };
     const extras = this.json('\u0000.extras');
-    return extras === undefined ? m : readTaskExtras(m, extras, this.bins, H, depth);
+    return extras === undefined ? m : readTaskExtras(m, extras, this.#bins, H, depth);
   }
 
   #batch(): Batch {
@@ -209,7 +208,7 @@ export class BodyReader {
     const tasks: TaskMessage[] = [];
     for (let i = 0; i < n; i++) tasks.push(this.task('\u0000.tasks', i));
     const chords = this.json('\u0000.chords');
-    return { tasks, chords: chords === undefined ? NO_CHORDS : readChordSpecs(chords, this.bins, '\u0000.chords') };
+    return { tasks, chords: chords === undefined ? NO_CHORDS : readChordSpecs(chords, this.#bins, '\u0000.chords') };
   }
 
   #record(): StateRecord {

@@ -13,9 +13,9 @@ const STATE_INDEX = new Map<string, number>(STATE_CODES.map((s, i) => [s, i]));
  * {@link end}. One writer per module: encoding is synchronous.
  */
 export class BodyWriter {
-  buf: Buffer = Buffer.allocUnsafe(0);
-  p = 0;
-  bins: Uint8Array[] = [];
+  #buf: Buffer = Buffer.allocUnsafe(0);
+  #p = 0;
+  #bins: Uint8Array[] = [];
   #out: Outbox | undefined;
   /** Payload offset of the frame being written. */
   #at = 0;
@@ -24,19 +24,19 @@ export class BodyWriter {
   begin(out: Outbox, type: number, id: number): void {
     const { buf, offset } = out.reserve(PAYLOAD_HEADER_BYTES + 256);
     this.#out = out;
-    this.buf = buf;
+    this.#buf = buf;
     this.#at = offset;
     buf[offset] = type;
     buf.writeUInt32BE(id >>> 0, offset + 1);
-    this.p = offset + PAYLOAD_HEADER_BYTES;
-    if (this.bins.length > 0) this.bins = [];
+    this.#p = offset + PAYLOAD_HEADER_BYTES;
+    if (this.#bins.length > 0) this.#bins = [];
   }
 
   /** Finishes the frame: the attachment table goes before the body (moved up, rarely), the attachments after it. */
   end(): void {
-    const bins = this.bins;
+    const bins = this.#bins;
     if (bins.length === 0) {
-      this.buf.writeUInt32BE(0, this.#at + 5);
+      this.#buf.writeUInt32BE(0, this.#at + 5);
     } else {
       let binBytes = 0;
       for (const b of bins) binBytes += b.byteLength;
@@ -44,49 +44,48 @@ export class BodyWriter {
       this.#room(table + binBytes);
       const at = this.#at;
       const body = at + PAYLOAD_HEADER_BYTES;
-      this.buf.copyWithin(body + table, body, this.p);
-      this.p += table;
-      this.buf.writeUInt32BE(bins.length, at + 5);
+      this.#buf.copyWithin(body + table, body, this.#p);
+      this.#p += table;
+      this.#buf.writeUInt32BE(bins.length, at + 5);
       let t = body;
-      for (const b of bins) { this.buf.writeUInt32BE(b.byteLength, t); t += 4; }
-      for (const b of bins) { this.buf.set(b, this.p); this.p += b.byteLength; }
+      for (const b of bins) { this.#buf.writeUInt32BE(b.byteLength, t); t += 4; }
+      for (const b of bins) { this.#buf.set(b, this.#p); this.#p += b.byteLength; }
     }
-    (this.#out as Outbox).commit(this.p - this.#at);
+    (this.#out as Outbox).commit(this.#p - this.#at);
     this.#out = undefined;
   }
 
   #room(n: number): void {
-    if (this.p + n <= this.buf.length) return;
-    const used = this.p - this.#at;
+    if (this.#p + n <= this.#buf.length) return;
+    const used = this.#p - this.#at;
     const { buf, offset } = (this.#out as Outbox).extend(used, n);
-    this.buf = buf;
+    this.#buf = buf;
     this.#at = offset;
-    this.p = offset + used;
+    this.#p = offset + used;
   }
 
   u8(v: number): void {
     this.#room(1);
-    this.buf[this.p++] = v;
+    this.#buf[this.#p++] = v;
   }
-
 
   u32(v: number): void {
     this.#room(4);
-    this.buf.writeUInt32BE(v, this.p);
-    this.p += 4;
+    this.#buf.writeUInt32BE(v, this.#p);
+    this.#p += 4;
   }
 
   num(v: number): void {
     this.#room(8);
-    this.buf.writeDoubleBE(v, this.p);
-    this.p += 8;
+    this.#buf.writeDoubleBE(v, this.#p);
+    this.#p += 8;
   }
 
   str(s: string): void {
     const len = s.length;
     this.#room(4 + 3 * len);
-    const buf = this.buf;
-    const start = this.p + 4;
+    const buf = this.#buf;
+    const start = this.#p + 4;
     let n = 0;
     // Short ASCII strings (ids, names, JSON of small values) byte by byte: cheaper than a call into C++.
     if (len <= 64) {
@@ -97,8 +96,8 @@ export class BodyWriter {
       }
     }
     if (n < len) n = buf.write(s, start, 'utf8');
-    buf.writeUInt32BE(n, this.p);
-    this.p = start + n;
+    buf.writeUInt32BE(n, this.#p);
+    this.#p = start + n;
   }
 
   packed(v: Packed): void {
@@ -106,19 +105,19 @@ export class BodyWriter {
     this.u8(1);
     this.str(v.json);
     this.u32(v.bins.length);
-    for (const b of v.bins) { this.u32(this.bins.length); this.bins.push(b); }
+    for (const b of v.bins) { this.u32(this.#bins.length); this.#bins.push(b); }
   }
 
   task(m: TaskMessage): void {
     this.str(m.id); this.str(m.name); this.str(m.queue); this.packed(m.args);
     this.num(m.priority); this.num(m.eta); this.num(m.retries); this.num(m.attempt); this.num(m.createdAt);
-    this.str(taskExtras(m, this.bins));
+    this.str(taskExtras(m, this.#bins));
   }
 
   batch(b: Batch): void {
     this.u32(b.tasks.length);
     for (const t of b.tasks) this.task(t);
-    this.str(b.chords.length === 0 ? '' : stringifyWithBins(b.chords, true, this.bins));
+    this.str(b.chords.length === 0 ? '' : stringifyWithBins(b.chords, true, this.#bins));
   }
 
   record(r: StateRecord): void {
