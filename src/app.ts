@@ -46,7 +46,7 @@ export interface WorkerOptions {
   readonly threads?: number;
   /** Deliveries held beyond `concurrency`, ahead of execution. Default 0 in memory; raise it over TCP. */
   readonly prefetch?: number;
-  /** Hand back tasks this worker's app has not registered instead of failing them. Default false. */
+  /** Take only the tasks this worker's app registered, instead of failing the others (they wait, set aside, for a worker that registers them). Default false. */
   readonly ignoreUnknown?: boolean;
 }
 
