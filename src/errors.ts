@@ -71,7 +71,7 @@ export class ValidationError extends MillwrightError {
 export class NotRegisteredError extends MillwrightError {
   readonly taskName: string;
   constructor(taskName: string) {
-    super('ERR_NOT_REGISTERED', `Task "${taskName}" is not registered in this worker's app: register it with app.task("${taskName}", fn) before starting the worker, or start the worker with ignoreUnknown: true to hand it back`);
+    super('ERR_NOT_REGISTERED', `Task "${taskName}" is not registered in this worker's app: register it with app.task("${taskName}", fn) before starting the worker, or start the worker with ignoreUnknown: true to leave it for a worker that registers it`);
     this.taskName = taskName;
   }
 }

@@ -240,3 +240,12 @@ describe('strings (review)', () => {
     expect(msg.t === 'publish' ? msg.batch.tasks[0]?.id : '').toBe(id);
   });
 });
+
+describe('frame limits in the handshake (review)', () => {
+  it('a hello or welcome announcing a maxFrameBytes below 64 is refused (max 0 would fail every task delivered to it)', () => {
+    expect(() => decodeClientMessage(encode({ t: 'hello', v: 2, token: null, max: 0 }))).toThrow(/hello\.max must be at least 64/);
+    expect(() => decodeServerMessage(encode({ t: 'welcome', v: 2, visibilityTimeout: 1, heartbeat: 1, max: -5 }))).toThrow(ProtocolError);
+    const ok = decodeClientMessage(encode({ t: 'hello', v: 2, token: null, max: 64 }));
+    expect(ok.t === 'hello' ? ok.max : 0).toBe(64);
+  });
+});

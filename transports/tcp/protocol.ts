@@ -98,6 +98,16 @@ export function writeDeliver(out: Outbox, c: number, tag: number, redelivered: b
   w.end();
 }
 
+/** The smallest maxFrameBytes a peer may announce (the options' own minimum): below it nothing useful fits. */
+const MIN_FRAME_LIMIT = 64;
+
+/** A peer's announced maxFrameBytes (`max` of hello / welcome). */
+function frameLimit(o: Record<string, unknown>, t: string): number {
+  const max = int(o, 'max', t);
+  if (max < MIN_FRAME_LIMIT) throw bad(`${t}.max`, `must be at least ${MIN_FRAME_LIMIT} (bytes)`);
+  return max;
+}
+
 /** Writes an `ok` for request `id`, merged into an `ok` written just before it and not taken yet. */
 export function writeOk(out: Outbox, id: number): void {
   const at = out.lastOffset;
@@ -254,7 +264,7 @@ export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.
     case 'hello': {
       const token = o['token'];
       if (token !== undefined && typeof token !== 'string') throw bad('hello.token', 'must be a string');
-      return o['max'] === undefined ? { t, v: int(o, 'v', t), token: token ?? null } : { t, v: int(o, 'v', t), token: token ?? null, max: int(o, 'max', t) };
+      return o['max'] === undefined ? { t, v: int(o, 'v', t), token: token ?? null } : { t, v: int(o, 'v', t), token: token ?? null, max: frameLimit(o, t) };
     }
     case 'consume': {
       const prefetch = int(o, 'prefetch', t);
@@ -298,7 +308,7 @@ export function decodeServerMessage(payload: Uint8Array, from = 0, to = payload.
   switch (type) {
     case MsgType.welcome: {
       const welcome = { t: 'welcome' as const, v: int(o, 'v', 'welcome'), visibilityTimeout: int(o, 'visibilityTimeout', 'welcome'), heartbeat: int(o, 'heartbeat', 'welcome') };
-      return o['max'] === undefined ? welcome : { ...welcome, max: int(o, 'max', 'welcome') };
+      return o['max'] === undefined ? welcome : { ...welcome, max: frameLimit(o, 'welcome') };
     }
     case MsgType.statsResult: return {
       t: 'statsResult', id, connections: int(o, 'connections', 'stats'),
