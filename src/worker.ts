@@ -295,8 +295,24 @@ export class Worker extends EventEmitter {
     this.#settling++;
     const settled = this.#host.transport.settle(run.delivery.tag, outcome);
     if (settled === DONE) this.#settled();
-    else settled.then(this.#onSettled, this.#onSettleError);
+    else settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
     return undefined;
+  }
+
+  /**
+   * The transport refused the outcome. A ValidationError means it cannot carry
+   * it (over TCP: a frame over the broker's maxFrameBytes, e.g. a huge result);
+   * left unsettled, the task would be redelivered and refused again forever,
+   * so it fails instead, with the reason. Anything else is reported.
+   */
+  #settleRefused(run: Run, outcome: Outcome, err: unknown): void {
+    const message = run.delivery.message;
+    const isFailure = outcome.records.some((r) => r.id === message.id && r.state === 'FAILURE');
+    if (!(err instanceof ValidationError) || isFailure) return this.#onSettleError(err);
+    const why = new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path);
+    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error: toErrorInfo(why) });
+    const failure = finalFailure(message, message.attempt + 1, 'FAILURE', toErrorInfo(why), this.#context());
+    this.#host.transport.settle(run.delivery.tag, failure).then(this.#onSettled, this.#onSettleError);
   }
 
   /** The outcome context, its `now` read once for the outcome about to be computed. */

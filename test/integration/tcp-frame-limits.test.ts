@@ -35,6 +35,19 @@ describe('frame limits', () => {
     expect(await (await producer.send(echo.s('small'))).get({ timeout: 5_000 })).toBe(5);
   });
 
+  it('a result over the broker\'s maxFrameBytes fails its task with the reason (unsettled, it would be redelivered forever)', async () => {
+    const port = await broker(64 * 1024);
+    const producer = app(port);
+    const worker = app(port);
+    const big = producer.task('big', (n: number) => 'x'.repeat(n));
+    worker.task('big', (n: number) => 'x'.repeat(n));
+    await worker.worker().start();
+    const err = await (await producer.send(big.s(100_000))).get({ timeout: 5_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).message).toMatch(/could not be sent: .*over the broker's maxFrameBytes \(65536\)/);
+    expect(await (await producer.send(big.s(10))).get({ timeout: 5_000 })).toBe('x'.repeat(10));
+  });
+
   it('a task over its worker\'s maxFrameBytes ends FAILURE with the reason instead of bouncing between workers', async () => {
     const port = await broker();
     const producer = app(port);
