@@ -249,3 +249,13 @@ describe('frame limits in the handshake (review)', () => {
     expect(ok.t === 'hello' ? ok.max : 0).toBe(64);
   });
 });
+
+describe('JSON bodies (review)', () => {
+  it('invalid UTF-8 in a JSON-bodied frame is refused with ERR_PROTOCOL too', () => {
+    const frame = Buffer.from(encode({ t: 'getState', id: 3, sid: 'zz-id' }));
+    frame[frame.indexOf(Buffer.from('zz-id'))] = 0xff;
+    expect(() => decodeClientMessage(frame)).toThrow(/JSON body is not valid UTF-8/);
+    const fine = decodeClientMessage(encode({ t: 'getState', id: 3, sid: 'é-\ufffd' }));
+    expect(fine.t === 'getState' ? fine.sid : '').toBe('é-\ufffd');
+  });
+});

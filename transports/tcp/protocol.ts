@@ -14,6 +14,7 @@
  * Decoding checks every field with the narrowing readers of wire-values.ts
  * and binary-reader.ts and throws ProtocolError on anything unexpected.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Packed } from '../../src/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { Batch, ConsumeSpec, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
@@ -224,7 +225,10 @@ function parts(type: number, id: number, buf: Buffer, start: number, end: number
 
 function parseJson(f: FrameParts): unknown {
   if (f.end === f.start) return undefined;
-  try { return JSON.parse(f.buf.toString('utf8', f.start, f.end)); } catch { throw new ProtocolError('Malformed frame: the JSON body does not parse'); }
+  const text = f.buf.toString('utf8', f.start, f.end);
+  // Invalid UTF-8 decodes to U+FFFD: refused, as in binary bodies (an id would silently change).
+  if (text.includes('\ufffd') && !isUtf8(f.buf.subarray(f.start, f.end))) throw new ProtocolError('Malformed frame: the JSON body is not valid UTF-8');
+  try { return JSON.parse(text); } catch { throw new ProtocolError('Malformed frame: the JSON body does not parse'); }
 }
 
 /** Splits a payload into header, parsed JSON body and attachments (JSON-bodied frames: the journal's). */
