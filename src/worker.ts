@@ -79,7 +79,7 @@ export class Worker extends EventEmitter {
   readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
   /** What outcomes are computed with: one object, its `now` set before each use (see #context()). */
   readonly #outcome: { now: number; readonly resultsExpireIn: number; readonly rng: Rng };
-  // Bound once: the per-task path allocates no closures for these.
+  // Bound once. (A settle the transport did not complete synchronously still needs one closure, for #settleRefused.)
   readonly #onSettled = (): void => this.#settled();
   readonly #onSettleError = (err: unknown): void => { this.#report(err); this.#settled(); };
   readonly #onError = (err: unknown): void => this.#report(err);
@@ -309,9 +309,9 @@ export class Worker extends EventEmitter {
     const message = run.delivery.message;
     const isFailure = outcome.records.some((r) => r.id === message.id && r.state === 'FAILURE');
     if (!(err instanceof ValidationError) || isFailure) return this.#onSettleError(err);
-    const why = new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path);
-    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error: toErrorInfo(why) });
-    const failure = finalFailure(message, message.attempt + 1, 'FAILURE', toErrorInfo(why), this.#context());
+    const error = toErrorInfo(new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path));
+    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error });
+    const failure = finalFailure(message, message.attempt + 1, 'FAILURE', error, this.#context());
     this.#host.transport.settle(run.delivery.tag, failure).then(this.#onSettled, this.#onSettleError);
   }
 
