@@ -81,7 +81,7 @@ function runTask(slot: number, name: string, args: unknown[], context: WireConte
       controller = new AbortController();
       pending.set(slot, controller); // progress() may be called before fn returns
       const ctx = makeContext(slot, context, controller.signal);
-      result = runInContext(ctx, () => fn(...args));
+      result = runInContext(ctx, fn as (...a: unknown[]) => unknown, args);
     }
   } catch (err) {
     pending.delete(slot);
