@@ -5,6 +5,7 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { unpack } from './codec.js';
 import { AbortError, ChordError, RevokedError, TaskFailedError, TimeoutError, type ErrorInfo } from './errors.js';
+import { LinkedSet, type Linked } from './linked-set.js';
 import type { StateRecord, TaskState, Transport, WatchEvent } from './transport.js';
 
 /** Options of `get()`. */
@@ -35,13 +36,17 @@ export interface HandleContext {
   readonly closing: Closing;
 }
 
+/** Something that waits until the app closes (a pending `get()`, a progress reader). */
+export interface CloseWaiter extends Linked<CloseWaiter> {
+  fail(reason: Error): void;
+}
+
 /**
- * The app's close, as seen by waiting handles: a plain set of waiters
- * (one add and one delete per get(), no closure; cheaper than EventTarget
- * listeners on the send -> result path).
+ * The app's close, as seen by waiting handles: the waiters carry their own
+ * links (see {@link LinkedSet}), so a get() joins and leaves it allocating nothing.
  */
 export class Closing {
-  readonly #waiters = new Set<{ fail(reason: Error): void }>();
+  readonly #waiters = new LinkedSet<CloseWaiter>();
   #reason: Error | undefined;
 
   get reason(): Error | undefined {
@@ -49,18 +54,19 @@ export class Closing {
   }
 
   /** `waiter.fail(reason)` is called when the app closes, unless it was deleted first. */
-  add(waiter: { fail(reason: Error): void }): void {
+  add(waiter: CloseWaiter): void {
     this.#waiters.add(waiter);
   }
 
-  delete(waiter: { fail(reason: Error): void }): void {
+  delete(waiter: CloseWaiter): void {
     this.#waiters.delete(waiter);
   }
 
   close(reason: Error): void {
     this.#reason = reason;
-    for (const waiter of [...this.#waiters]) waiter.fail(reason);
+    const waiters = this.#waiters.values();
     this.#waiters.clear();
+    for (const waiter of waiters) waiter.fail(reason);
   }
 }
 
@@ -139,7 +145,9 @@ export class GroupResult {
  * settles on the first of a final state, the timeout, the abort signal or
  * the app's close. One object with its callbacks bound once.
  */
-class Waiter {
+class Waiter implements CloseWaiter {
+  prev: CloseWaiter | null = null;
+  next: CloseWaiter | null = null;
   readonly #ctx: HandleContext;
   readonly #id: string;
   readonly #name: string;
@@ -217,7 +225,7 @@ function progressOf(transport: Transport, id: string, closing: Closing): AsyncIt
     else return;
     wake?.();
   });
-  const onClose = { fail: (): void => { ended = true; wake?.(); } };
+  const onClose: CloseWaiter = { prev: null, next: null, fail: (): void => { ended = true; wake?.(); } };
   closing.add(onClose);
   transport.getState(id).then((r) => { if (r !== undefined && FINAL.has(r.state)) { ended = true; wake?.(); } }, () => undefined);
   return {

@@ -19,49 +19,9 @@ export interface Run {
   timer: TimerHandle | undefined;
   done: boolean;
   revoked: boolean;
-  /** Neighbours in the worker's {@link RunList}. */
+  /** Neighbours in the worker's set of runs (a {@link LinkedSet}). */
   prev: Run | null;
   next: Run | null;
-}
-
-/**
- * The runs a worker holds, as an intrusive doubly linked list: add and
- * delete touch two neighbours. (A Map here, near empty while tasks are
- * synchronous, kept reallocating its hash table: measured ~350 bytes of
- * garbage per task across such maps.)
- */
-export class RunList {
-  #head: Run | null = null;
-  #size = 0;
-
-  get size(): number {
-    return this.#size;
-  }
-
-  add(run: Run): void {
-    run.prev = null;
-    run.next = this.#head;
-    if (this.#head !== null) this.#head.prev = run;
-    this.#head = run;
-    this.#size++;
-  }
-
-  delete(run: Run): void {
-    if (run.prev === null && this.#head !== run) return;
-    if (run.prev !== null) run.prev.next = run.next;
-    else this.#head = run.next;
-    if (run.next !== null) run.next.prev = run.prev;
-    run.prev = null;
-    run.next = null;
-    this.#size--;
-  }
-
-  /** Oldest first. */
-  values(): Run[] {
-    const out: Run[] = [];
-    for (let r = this.#head; r !== null; r = r.next) out.push(r);
-    return out.reverse();
-  }
 }
 
 export function signalOf(run: Run): AbortSignal {

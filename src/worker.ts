@@ -17,7 +17,8 @@ import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } fro
 import { RateWindow } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
-import { abortRun, InlineContext, progressOf, RunList, signalOf, signatureOf, type Run } from './task-run.js';
+import { LinkedSet } from './linked-set.js';
+import { abortRun, InlineContext, progressOf, signalOf, signatureOf, type Run } from './task-run.js';
 import { DONE, type Consumer, type Delivery, type Outcome, type TaskMessage, type Transport } from './transport.js';
 
 const log = debuglog('millwright');
@@ -68,7 +69,7 @@ export class Worker extends EventEmitter {
   readonly #settings: WorkerSettings;
   #consumer: Consumer | undefined;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-  readonly #running = new RunList();
+  readonly #running = new LinkedSet<Run>();
   readonly #backlog: Delivery[] = [];
   readonly #revoked = new Set<string>();
   #idle: (() => void) | undefined;
@@ -221,9 +222,6 @@ export class Worker extends EventEmitter {
     if (message.expires !== undefined && clock.now() > message.expires) {
       return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#context()));
     }
-    // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
-    const started = transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() });
-    if (started !== DONE) started.then(undefined, this.#onError);
     if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
@@ -236,6 +234,11 @@ export class Worker extends EventEmitter {
       return this.#settle(run, this.#failure(message, attempt, err));
     }
     if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(message, attempt, result));
+    // STARTED is stored only for a task still running once its call returned: a synchronous one settles in this
+    // same turn, and nothing could have read a STARTED state in between (saves a record and a store write per task).
+    // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
+    const started = transport.setState({ id: message.id, name: message.name, state: 'STARTED', attempts: attempt, createdAt: message.createdAt, updatedAt: clock.now() });
+    if (started !== DONE) started.then(undefined, this.#onError);
     return new Promise<unknown>((resolve, reject) => {
       run.reject = reject;
       (result as PromiseLike<unknown>).then(resolve, reject);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { RunList, type Run } from '../../src/task-run.js';
+import { LinkedSet } from '../../src/linked-set.js';
+import type { Run } from '../../src/task-run.js';
 import { App, ClosedError, currentTask, FakeClock, MemoryTransport, NotRegisteredError, PermanentError, signature, TaskFailedError } from '../../src/index.js';
 
 const apps: App[] = [];
@@ -31,6 +32,19 @@ function gate(): { fn: (label: string) => Promise<string>; started: string[]; re
 }
 
 describe('worker', () => {
+  it('stores STARTED for a task still running once its call returned, not for one that settled in the same turn', async () => {
+    const app = newApp();
+    const sync = app.task('sync', () => 1);
+    const slow = app.task('slow', async () => { await Promise.resolve(); return 2; });
+    await app.worker().start();
+    const seen: Record<string, string[]> = { a: [], b: [] };
+    for (const id of ['a', 'b']) app.transport.watch(id, (e) => { if (e.type === 'state') seen[id]?.push(e.record.state); });
+    const a = await app.send(sync.with({ id: 'a' }));
+    const b = await app.send(slow.with({ id: 'b' }));
+    expect([await a.get(), await b.get()]).toEqual([1, 2]);
+    expect(seen).toEqual({ a: ['PENDING', 'SUCCESS'], b: ['PENDING', 'STARTED', 'SUCCESS'] });
+  });
+
   it('runs at most `concurrency` tasks at once', async () => {
     const app = newApp();
     const g = gate();
@@ -222,11 +236,11 @@ describe('diagnostics channels', () => {
   });
 });
 
-describe('RunList', () => {
+describe('LinkedSet', () => {
   it('adds, deletes from any place (twice is a no-op) and lists oldest first', () => {
     const runs = ['a', 'b', 'c', 'd'].map((tag) => ({ delivery: { tag } } as unknown as Run & { delivery: { tag: string } }));
     for (const r of runs) { r.prev = null; r.next = null; }
-    const list = new RunList();
+    const list = new LinkedSet<Run>();
     for (const r of runs) list.add(r);
     const tags = (): unknown[] => list.values().map((r) => r.delivery.tag);
     expect(tags()).toEqual(['a', 'b', 'c', 'd']);
@@ -240,6 +254,11 @@ describe('RunList', () => {
     expect(list.size).toBe(0);
     expect(tags()).toEqual([]);
     list.add(runs[2] as Run);
-    expect(tags()).toEqual(['c']);
+    list.add(runs[3] as Run);
+    expect(tags()).toEqual(['c', 'd']);
+    list.clear();
+    expect([list.size, tags()]).toEqual([0, []]);
+    list.delete(runs[2] as Run); // no longer in it: no-op
+    expect(list.size).toBe(0);
   });
 });
