@@ -16,9 +16,9 @@ import { AsyncResult, Closing, GroupResult, type HandleContext } from './result.
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
 import { signature, withOptions, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
-import type { Transport } from './transport.js';
+import { DONE, type Transport } from './transport.js';
 import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
-import { compile, taskIds, type HandleShape } from './workflow.js';
+import { compile, taskIds, type Compiled, type HandleShape } from './workflow.js';
 
 const log = debuglog('millwright');
 
@@ -140,11 +140,22 @@ export class App {
   send(group: Group): Promise<GroupResult>;
   send(workflow: Chain | Chord): Promise<AsyncResult>;
   send(workflow: Workflow): Promise<AsyncResult | GroupResult>;
-  async send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
-    this.#live();
-    if (!this.#connected) await this.#ready();
-    const compiled = this.#compile(workflow);
-    await this.#transport.publish(compiled.batch);
+  send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
+    // Not an async function: a transport that accepted the batch synchronously (returning DONE) costs no await.
+    let compiled: Compiled;
+    try {
+      this.#live();
+      if (!this.#connected) return this.#ready().then(() => this.send(workflow));
+      compiled = this.#compile(workflow);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const published = this.#transport.publish(compiled.batch);
+    if (published === DONE) return Promise.resolve(this.#sent(compiled));
+    return published.then(() => this.#sent(compiled));
+  }
+
+  #sent(compiled: Compiled): AsyncResult | GroupResult {
     if (channels.sent.hasSubscribers) channels.sent.publish({ ids: taskIds(compiled.batch).map((t) => t.id) });
     return this.#handle(compiled.handle);
   }
@@ -196,7 +207,7 @@ export class App {
     await this.#transport.close();
   }
 
-  #compile(workflow: Workflow): ReturnType<typeof compile> {
+  #compile(workflow: Workflow): Compiled {
     return compile(workflow, {
       defaultQueue: this.#defaultQueue,
       now: this.#clock.now(),

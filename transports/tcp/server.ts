@@ -190,7 +190,8 @@ export class BrokerServer {
     this.#outgoing.add(conn);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => this.#flush());
+    if (this.#journal === undefined && process.env.MW_MICRO) queueMicrotask(() => this.#flush());
+    else setImmediate(() => this.#flush());
   }
 
   /** End of turn: every connection's frames go out in one write, after the turn's journal group is durable. */
