@@ -3,6 +3,11 @@
 // Contenders, each in its own child process, interleaved over --reps:
 //   bare-window / bare-all : the floor, a bare array FIFO + promise hand-off
 //                            (the shape of ../shared/bench/peers/queue/bench-inmem.mjs)
+//   min-window / min-all   : the least code doing the work millwright must do per task (a
+//                            random UUID, the args and result through JSON, a result record
+//                            kept in a Map of every result with an expiry entry, a watcher
+//                            per get()); no retries, events, revocation or transport seam:
+//                            how far the target is from what the work itself costs
 //   mw-window / mw-all     : millwright, App + in-memory transport + one worker,
 //                            `(await app.send(add.s(i, 1))).get()`
 // Patterns:
@@ -18,7 +23,7 @@ import { median, min, max } from './lib/stats.mjs';
 import { printTable, int, pct, fixed } from './lib/table.mjs';
 
 const args = parseArgs({ n: 200_000, reps: 5, window: 1000, concurrency: 1000, warmup: 20_000, case: '', dist: '../dist' });
-const CASES = ['bare-window', 'mw-window', 'bare-all', 'mw-all'];
+const CASES = ['bare-window', 'min-window', 'mw-window', 'bare-all', 'min-all', 'mw-all'];
 const TARGET_RATE = 400_000;
 const TARGET_RATIO = 0.4;
 
@@ -37,7 +42,7 @@ async function parent() {
   const rows = [];
   for (const pattern of ['window', 'all']) {
     const bare = median(rate(`bare-${pattern}`));
-    for (const who of ['bare', 'mw']) {
+    for (const who of ['bare', 'min', 'mw']) {
       const name = `${who}-${pattern}`;
       const r = rate(name);
       const ok = results[name].every((x) => x.ok);
@@ -46,7 +51,7 @@ async function parent() {
       const rss = median(results[name].map((x) => x.rssMB));
       const targets = who === 'mw'
         ? `>= ${int(TARGET_RATE)}/s: ${m >= TARGET_RATE ? 'yes' : 'NO'}; >= ${pct(TARGET_RATIO)} of bare: ${m / bare >= TARGET_RATIO ? 'yes' : 'NO'}`
-        : 'reference';
+        : who === 'min' ? 'reference (the work alone)' : 'reference';
       rows.push([name, int(m), `${int(min(r))} – ${int(max(r))}`, pct(m / bare), fixed(cpu, 2), int(rss), ok ? 'yes' : 'NO', targets]);
     }
   }
@@ -56,7 +61,7 @@ async function parent() {
 
 async function child(name) {
   const [who, pattern] = name.split('-');
-  const run = who === 'bare' ? await bareQueue(args.concurrency) : await millwright(args.concurrency);
+  const run = who === 'bare' ? await bareQueue(args.concurrency) : who === 'min' ? await minimalQueue(args.concurrency) : await millwright(args.concurrency);
   const drive = pattern === 'window' ? windowed : sendAll;
   if (args.warmup > 0) await drive(run.add, args.warmup);
   const cpu0 = process.cpuUsage();
@@ -140,4 +145,54 @@ async function bareQueue(concurrency) {
     add: (i) => new Promise((resolve, reject) => q.push({ data: { a: i, b: 1 }, handler, resolve, reject })),
     close: async () => {},
   };
+}
+
+/**
+ * The work alone: what any in-memory transport keeping millwright's promises
+ * (SPEC 1.3-1.5: ids, a codec pass, results kept until they expire, waiting
+ * by notification) must do per task, written as plainly as possible.
+ */
+async function minimalQueue(concurrency) {
+  const { uuid } = await import(new URL(`${args.dist}/src/ids.js`, import.meta.url).href);
+  const DAY = 24 * 60 * 60 * 1000;
+  const known = new Map(); // id -> queued message or result record, kept for a day
+  const expiry = []; // ids in expiry order (one TTL)
+  const watchers = new Map(); // id -> listener of its final record
+  const ready = [];
+  let head = 0;
+  let running = 0;
+  let scheduled = false;
+  const fn = (a, b) => a + b;
+  const drain = () => {
+    scheduled = false;
+    while (head < ready.length && running < concurrency) { running++; run(ready[head++]); }
+    if (head > 4096 && head * 2 > ready.length) { ready.splice(0, head); head = 0; }
+  };
+  const run = (m) => {
+    const result = JSON.stringify(fn(...JSON.parse(m.args)));
+    const now = Date.now();
+    const record = { id: m.id, name: m.name, state: 'SUCCESS', attempts: 1, result, createdAt: m.createdAt, updatedAt: now, expiresAt: now + DAY };
+    known.set(m.id, record);
+    expiry.push(m.id);
+    watchers.get(m.id)?.(record);
+    running--;
+    if (head < ready.length && !scheduled) { scheduled = true; queueMicrotask(drain); }
+  };
+  const send = async (name, args) => {
+    if (!Array.isArray(args) || !args.every((v) => typeof v === 'number')) throw new TypeError('args');
+    const m = { id: uuid(), name, args: JSON.stringify(args), queue: 'default', priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: Date.now() };
+    if (!known.has(m.id)) {
+      known.set(m.id, m);
+      ready.push(m);
+      if (!scheduled) { scheduled = true; queueMicrotask(drain); }
+    }
+    return m.id;
+  };
+  const get = (id) => new Promise((resolve) => {
+    const done = (record) => { watchers.delete(id); resolve(JSON.parse(record.result)); };
+    const record = known.get(id);
+    if (record?.state === 'SUCCESS') done(record);
+    else watchers.set(id, done);
+  });
+  return { add: async (i) => get(await send('add', [i, 1])), close: async () => {} };
 }
