@@ -1,8 +1,17 @@
 /**
- * Rate limit policy: at most `max` starts in any window of `per` ms (a
- * sliding window over the last `max` start times). Pure: the caller passes
- * the time.
+ * Rate limits (a task's `rateLimit` option): at most `max` starts in any
+ * window of `per` ms. {@link RateWindow} is the policy (pure: the caller
+ * passes the time); {@link RateGates} holds a worker's deliveries back by it.
  */
+import type { Clock, TimerHandle } from './clock.js';
+
+/** A task's `rateLimit` option. */
+export interface RateLimit {
+  readonly max: number;
+  readonly per: number;
+}
+
+/** At most `max` starts in any window of `per` ms: a sliding window over the last `max` start times. */
 export class RateWindow {
   readonly #max: number;
   readonly #per: number;
@@ -27,5 +36,52 @@ export class RateWindow {
     this.#starts[this.#head] = now;
     this.#head = (this.#head + 1) % this.#max;
     return 0;
+  }
+}
+
+/**
+ * Holds items (a worker's deliveries) back per key (a task name) until that
+ * key's {@link RateWindow} allows a start; one clock timer per key at most,
+ * armed only while items wait.
+ */
+export class RateGates<T> {
+  readonly #clock: Clock;
+  readonly #start: (item: T) => void;
+  readonly #gates = new Map<string, { window: RateWindow; waiting: T[]; timer: TimerHandle | undefined }>();
+  #open = true;
+
+  /** `start(item)` is called for each item once its key's window allows it. */
+  constructor(clock: Clock, start: (item: T) => void) {
+    this.#clock = clock;
+    this.#start = start;
+  }
+
+  /** Starts `item` now if `limit` allows, else when it does (in arrival order per key). */
+  admit(key: string, limit: RateLimit, item: T): void {
+    let gate = this.#gates.get(key);
+    if (gate === undefined) this.#gates.set(key, (gate = { window: new RateWindow(limit.max, limit.per), waiting: [], timer: undefined }));
+    gate.waiting.push(item);
+    this.#drain(gate);
+  }
+
+  /** Stops starting anything: returns every item still held back, oldest first per key. */
+  close(): T[] {
+    this.#open = false;
+    return [...this.#gates.values()].flatMap((gate) => {
+      if (gate.timer !== undefined) this.#clock.clearTimer(gate.timer);
+      gate.timer = undefined;
+      return gate.waiting.splice(0);
+    });
+  }
+
+  #drain(gate: { window: RateWindow; waiting: T[]; timer: TimerHandle | undefined }): void {
+    while (gate.waiting.length > 0 && this.#open) {
+      const wait = gate.window.take(this.#clock.now());
+      if (wait > 0) {
+        gate.timer ??= this.#clock.setTimer(() => { gate.timer = undefined; this.#drain(gate); }, wait);
+        return;
+      }
+      this.#start(gate.waiting.shift() as T);
+    }
   }
 }

@@ -1,11 +1,12 @@
 /** The task registry of an app: names to inline functions or module exports. */
 import { DuplicateTaskError, ValidationError } from './errors.js';
+import type { RateLimit } from './rate-limit.js';
 import type { TaskDefaults } from './workflow.js';
 
 /** Per-task defaults; a signature's own fields win. */
 export interface TaskOptions extends TaskDefaults {
   /** At most `max` starts of this task per `per` ms, per worker. */
-  readonly rateLimit?: { readonly max: number; readonly per: number };
+  readonly rateLimit?: RateLimit;
 }
 
 /** A task that runs on a worker's thread pool: an export of an ESM module. */

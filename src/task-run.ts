@@ -19,6 +19,8 @@ export interface Run {
   timer: TimerHandle | undefined;
   done: boolean;
   revoked: boolean;
+  /** The `task:succeeded` event, held until the transport takes the outcome (only made when someone listens). */
+  succeeded: { readonly id: string; readonly name: string; readonly attempt: number; readonly result: unknown } | undefined;
   /** Neighbours in the worker's set of runs (a {@link LinkedSet}). */
   prev: Run | null;
   next: Run | null;

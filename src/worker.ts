@@ -14,7 +14,7 @@ import {
   ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
 } from './errors.js';
 import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } from './outcome.js';
-import { RateWindow } from './rate-limit.js';
+import { RateGates } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
 import { LinkedSet } from './linked-set.js';
@@ -60,7 +60,7 @@ export interface StopOptions {
 export interface TaskEvent { readonly id: string; readonly name: string; readonly attempt: number }
 
 /**
- * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }),
+ * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }, once the transport took the outcome),
  * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }),
  * `error` (transport errors; without a listener they go to `NODE_DEBUG=millwright`).
  */
@@ -76,8 +76,8 @@ export class Worker extends EventEmitter {
   #runner: ModuleRunner | undefined;
   /** Settles sent to the transport and not yet confirmed. */
   #settling = 0;
-  /** Per task name with a `rateLimit`: its window and the deliveries waiting for it. */
-  readonly #limits = new Map<string, { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }>();
+  /** Deliveries of tasks with a `rateLimit`, held back until their window allows a start. */
+  readonly #limits: RateGates<Delivery>;
   /** What outcomes are computed with: one object, its `now` set before each use (see #context()). */
   readonly #outcome: { now: number; readonly resultsExpireIn: number; readonly rng: Rng };
   // Bound once. (A settle the transport did not complete synchronously still needs one closure, for #settleRefused.)
@@ -91,6 +91,7 @@ export class Worker extends EventEmitter {
     this.#host = host;
     this.#settings = settings;
     this.#outcome = { now: 0, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
+    this.#limits = new RateGates(host.clock, (delivery) => this.#start(delivery));
   }
 
   /** Tasks running now. */
@@ -120,10 +121,7 @@ export class Worker extends EventEmitter {
     if (this.#state === 'stopping') return this.#waitIdle();
     this.#state = 'stopping';
     const transport = this.#host.transport;
-    const parked = [...this.#limits.values()].flatMap((l) => {
-      if (l.timer !== undefined) this.#host.clock.clearTimer(l.timer);
-      return l.waiting.splice(0);
-    });
+    const parked = this.#limits.close();
     // Each release goes to the front of its queue: hand back the newest first to keep FIFO order.
     const handBack = [...this.#backlog.splice(0), ...parked].reverse();
     await Promise.all(handBack.map((d) => this.#guard(transport.release(d.tag, 0))));
@@ -154,25 +152,11 @@ export class Worker extends EventEmitter {
     else this.#backlog.push(delivery);
   }
 
-  /** Starts a delivery now, or parks it until its task's rate limit allows a start. */
+  /** Starts a delivery now, or holds it back until its task's rate limit allows a start. */
   #admit(delivery: Delivery): void {
     const limit = this.#host.registry.get(delivery.message.name)?.options.rateLimit;
-    if (limit === undefined) return this.#start(delivery);
-    let state = this.#limits.get(delivery.message.name);
-    if (state === undefined) this.#limits.set(delivery.message.name, (state = { window: new RateWindow(limit.max, limit.per), waiting: [], timer: undefined }));
-    state.waiting.push(delivery);
-    this.#drainLimited(state);
-  }
-
-  #drainLimited(state: { window: RateWindow; waiting: Delivery[]; timer: TimerHandle | undefined }): void {
-    while (state.waiting.length > 0 && this.#state === 'running') {
-      const wait = state.window.take(this.#host.clock.now());
-      if (wait > 0) {
-        if (state.timer === undefined) state.timer = this.#host.clock.setTimer(() => { state.timer = undefined; this.#drainLimited(state); }, wait);
-        return;
-      }
-      this.#start(state.waiting.shift() as Delivery);
-    }
+    if (limit === undefined) this.#start(delivery);
+    else this.#limits.admit(delivery.message.name, limit, delivery);
   }
 
   #onRevoked(id: string): void {
@@ -186,7 +170,7 @@ export class Worker extends EventEmitter {
   }
 
   #start(delivery: Delivery): void {
-    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, prev: null, next: null };
+    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, succeeded: undefined, prev: null, next: null };
     this.#running.add(run);
     let work: Promise<void> | undefined;
     try {
@@ -233,7 +217,7 @@ export class Worker extends EventEmitter {
     } catch (err) {
       return this.#settle(run, this.#failure(message, attempt, err));
     }
-    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(message, attempt, result));
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(run, attempt, result));
     // STARTED is stored only for a task still running once its call returned: a synchronous one settles in this
     // same turn, and nothing could have read a STARTED state in between (saves a record and a store write per task).
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
@@ -243,7 +227,7 @@ export class Worker extends EventEmitter {
       run.reject = reject;
       (result as PromiseLike<unknown>).then(resolve, reject);
     }).then(
-      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(message, attempt, value)); },
+      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(run, attempt, value)); },
       (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err)); },
     );
   }
@@ -262,7 +246,8 @@ export class Worker extends EventEmitter {
     return this.#runner.run(def, args, data, signalOf(run), progressOf(transport, run));
   }
 
-  #success(message: TaskMessage, attempt: number, result: unknown): Outcome {
+  #success(run: Run, attempt: number, result: unknown): Outcome {
+    const message = run.delivery.message;
     let packed;
     try {
       packed = pack(result, 'result');
@@ -270,7 +255,8 @@ export class Worker extends EventEmitter {
       const why = err instanceof ValidationError ? err.message : String(err);
       return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
-    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) this.#tell('task:succeeded', channels.succeeded, { id: message.id, name: message.name, attempt, result });
+    // Told once the transport took the outcome (see #settle): it may still refuse it (too large to send).
+    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) run.succeeded = { id: message.id, name: message.name, attempt, result };
     return successOutcome(message, attempt, packed, this.#context());
   }
 
@@ -294,9 +280,20 @@ export class Worker extends EventEmitter {
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
     this.#settling++;
     const settled = this.#host.transport.settle(run.delivery.tag, outcome);
-    if (settled === DONE) this.#settled();
-    else settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
+    if (settled === DONE) this.#accepted(run);
+    else if (run.succeeded === undefined) settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
+    else settled.then(() => this.#accepted(run), (err: unknown) => this.#settleRefused(run, outcome, err));
     return undefined;
+  }
+
+  /** The transport took the outcome of `run`. */
+  #accepted(run: Run): void {
+    const event = run.succeeded;
+    if (event !== undefined) {
+      run.succeeded = undefined;
+      this.#tell('task:succeeded', channels.succeeded, event);
+    }
+    this.#settled();
   }
 
   /**
