@@ -63,6 +63,7 @@ export class Dispatcher {
   /** Unacked deliveries, each entry's `holder` its consumer. */
   readonly #deliveries = new Map<DeliveryTag, Entry>();
   #dirty = new Set<QueueState>();
+  #spare = new Set<QueueState>();
   #scheduled = false;
   #nextTag = 1;
   #nextSeq = 0;
@@ -199,7 +200,8 @@ export class Dispatcher {
   }
 
   #markDirty(q: QueueState): void {
-    if (q.consumers.length === 0) return;
+    // Nothing to hand out, or no one to hand it to (a push marks the queue again).
+    if (q.consumers.length === 0 || q.ready.size === 0) return;
     this.#dirty.add(q);
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -208,24 +210,28 @@ export class Dispatcher {
 
   #dispatch(): void {
     this.#scheduled = false;
+    // Swapped, not remade: a dispatch may mark queues for the next pass.
     const dirty = this.#dirty;
-    this.#dirty = new Set();
+    this.#dirty = this.#spare;
     for (const q of dirty) this.#dispatchQueue(q);
+    dirty.clear();
+    this.#spare = dirty;
   }
 
   #dispatchQueue(q: QueueState): void {
-    const skipped: Array<{ priority: number; item: Entry }> = [];
-    while (q.ready.size > 0 && skipped.length < MAX_SKIP && this.#hasCapacity(q)) {
-      const next = q.ready.shift() as { priority: number; item: Entry };
-      if (this.#isDropped(next.item.message)) continue;
-      const consumer = this.#pick(q, next.item);
-      if (consumer !== null) this.#deliver(consumer, next.item);
-      else if (this.#accepted(q, next.item)) skipped.push(next);
-      else this.#park(q, next.item);
+    let skipped: Entry[] | undefined;
+    while (q.ready.size > 0 && (skipped === undefined || skipped.length < MAX_SKIP) && this.#hasCapacity(q)) {
+      const entry = q.ready.shift() as Entry;
+      if (this.#isDropped(entry.message)) continue;
+      const consumer = this.#pick(q, entry);
+      if (consumer !== null) this.#deliver(consumer, entry);
+      else if (this.#accepted(q, entry)) (skipped ??= []).push(entry);
+      else this.#park(q, entry);
     }
+    if (skipped === undefined) return;
     for (let i = skipped.length - 1; i >= 0; i--) {
-      const s = skipped[i] as { priority: number; item: Entry };
-      q.ready.unshiftAll(s.priority, [s.item]);
+      const entry = skipped[i] as Entry;
+      q.ready.unshiftAll(entry.message.priority, [entry]);
     }
   }
 

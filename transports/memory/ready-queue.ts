@@ -54,9 +54,8 @@ export class Deque<T> {
 }
 
 export class ReadyQueue<T> {
-  #levels = new Map<number, Deque<T>>();
-  /** Priorities with a deque, highest first. */
-  #order: number[] = [];
+  /** One deque per priority, highest first. */
+  #levels: Array<{ readonly priority: number; readonly deque: Deque<T> }> = [];
   #size = 0;
 
   get size(): number {
@@ -75,37 +74,35 @@ export class ReadyQueue<T> {
   }
 
   /** Removes and returns the next item: highest priority, oldest first. */
-  shift(): { priority: number; item: T } | undefined {
-    for (const priority of this.#order) {
-      const deque = this.#levels.get(priority) as Deque<T>;
+  shift(): T | undefined {
+    if (this.#size === 0) return undefined;
+    for (const { deque } of this.#levels) {
       if (deque.length > 0) {
         this.#size--;
-        return { priority, item: deque.shift() as T };
+        return deque.shift();
       }
     }
     return undefined;
   }
 
   *[Symbol.iterator](): IterableIterator<T> {
-    for (const priority of this.#order) yield* this.#levels.get(priority) as Deque<T>;
+    for (const { deque } of this.#levels) yield* deque;
   }
 
   retain(keep: (item: T) => boolean): void {
     this.#size = 0;
-    for (const deque of this.#levels.values()) {
+    for (const { deque } of this.#levels) {
       deque.retain(keep);
       this.#size += deque.length;
     }
   }
 
   #level(priority: number): Deque<T> {
-    let deque = this.#levels.get(priority);
-    if (deque === undefined) {
-      deque = new Deque<T>();
-      this.#levels.set(priority, deque);
-      this.#order.push(priority);
-      this.#order.sort((a, b) => b - a);
-    }
+    const levels = this.#levels;
+    for (const level of levels) if (level.priority === priority) return level.deque;
+    const deque = new Deque<T>();
+    levels.push({ priority, deque });
+    levels.sort((a, b) => b.priority - a.priority);
     return deque;
   }
 }
