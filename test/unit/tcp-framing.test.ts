@@ -80,8 +80,8 @@ describe('Outbox', () => {
   it('hands back every frame written since the last take, never reusing taken bytes', () => {
     const out = new Outbox();
     const write = (n: number, fill: number): void => {
-      const { buf, offset } = out.reserve(n);
-      buf.fill(fill, offset, offset + n);
+      const offset = out.reserve(n);
+      out.slab.fill(fill, offset, offset + n);
       out.commit(n);
     };
     write(10, 1);

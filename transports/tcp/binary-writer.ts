@@ -22,7 +22,8 @@ export class BodyWriter {
 
   /** Starts a frame of `type` answering or carrying request `id`. */
   begin(out: Outbox, type: number, id: number): void {
-    const { buf, offset } = out.reserve(PAYLOAD_HEADER_BYTES + 256);
+    const offset = out.reserve(PAYLOAD_HEADER_BYTES + 256);
+    const buf = out.slab;
     this.#out = out;
     this.#buf = buf;
     this.#at = offset;
@@ -58,8 +59,9 @@ export class BodyWriter {
   #room(n: number): void {
     if (this.#p + n <= this.#buf.length) return;
     const used = this.#p - this.#at;
-    const { buf, offset } = (this.#out as Outbox).extend(used, n);
-    this.#buf = buf;
+    const out = this.#out as Outbox;
+    const offset = out.extend(used, n);
+    this.#buf = out.slab;
     this.#at = offset;
     this.#p = offset + used;
   }

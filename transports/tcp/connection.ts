@@ -11,7 +11,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { MillwrightError, ProtocolError, ValidationError } from '../../src/errors.js';
-import type { DeliveryTag, TaskMessage, WatchEvent } from '../../src/transport.js';
+import type { DeliveryTag, Outcome, TaskMessage, WatchEvent } from '../../src/transport.js';
 import type { BrokerCore } from '../memory/broker-core.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
 import type { JournalRecord } from './journal.js';
@@ -64,6 +64,8 @@ export class Connection {
   paused = false;
   /** When visibilityDue() is armed for, or Infinity. */
   #visibilityArmed = Infinity;
+  /** The id of the task held under a tag, for the decoder (made once). */
+  readonly #heldId = (tag: number): string | undefined => this.#held.get(tag)?.message.id;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
@@ -158,7 +160,7 @@ export class Connection {
     if (this.#state === 'handshake' && buf[start] !== MsgType.hello) {
       throw new ProtocolError(`Expected a hello frame first, got message type ${String(buf[start])}: send hello { v: ${PROTOCOL_VERSION}, token } after connecting`);
     }
-    const msg = decodeClientMessage(buf, start, end);
+    const msg = decodeClientMessage(buf, start, end, this.#heldId);
     if (this.#state === 'handshake') return this.#hello(msg);
     if (msg.t === 'hello') throw new ProtocolError('Unexpected hello: the handshake is already done');
     this.#handle(msg);
@@ -202,6 +204,7 @@ export class Connection {
       case 'settle': {
         const h = this.#take(msg.tag, msg.mid);
         if (h !== undefined) {
+          shareId(msg.outcome, msg.mid, h.message.id);
           if (this.#host.journaling) this.#host.journal({ t: 'settle', mid: msg.mid, attempt: h.message.attempt, outcome: msg.outcome });
           core.settle(msg.tag, msg.outcome);
         }
@@ -300,4 +303,18 @@ export class Connection {
     this.#held.clear();
     this.#host.closed(this);
   }
+}
+
+/**
+ * The task's own record in a settle carries a copy of its id, decoded from
+ * the frame: it takes the id string of the message the broker already holds
+ * (`held`, equal to `mid` as #take checked), so the result store keeps one
+ * string per task instead of two (its map key is the message's). Ids over 24
+ * bytes already arrive as `held` (decodeClientMessage's heldId); this covers
+ * shorter ones. The decoder hands out one string for `mid` and the record's
+ * id, so the test is a pointer compare.
+ */
+function shareId(outcome: Outcome, mid: string, held: string): void {
+  const first = outcome.records[0];
+  if (first !== undefined && first.id === mid) (first as { id: string }).id = held;
 }

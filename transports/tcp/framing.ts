@@ -113,32 +113,34 @@ export class Outbox {
 
   /**
    * Reserves room for a frame of at most `maxPayload` bytes and returns the
-   * slab and the payload offset; call {@link commit} with the real size.
+   * payload offset in {@link slab} (read the slab after this call: it may be
+   * a new one); call {@link commit} with the real size. An offset, not a
+   * `{ buf, offset }` pair: that was one object per frame.
    */
-  reserve(maxPayload: number): { buf: Buffer; offset: number } {
+  reserve(maxPayload: number): number {
     const need = HEADER_BYTES + maxPayload;
     if (this.#slab.length - this.#pos < need) {
       this.#retire();
       this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, need));
       this.#start = this.#pos = 0;
     }
-    return { buf: this.#slab, offset: this.#pos + HEADER_BYTES };
+    return this.#pos + HEADER_BYTES;
   }
 
   /**
    * Makes room for `extra` more bytes in the frame reserved last, of which
    * `used` payload bytes are written: moves it to a bigger slab when needed.
-   * Returns the slab and payload offset to continue with.
+   * Returns the payload offset in {@link slab} to continue with.
    */
-  extend(used: number, extra: number): { buf: Buffer; offset: number } {
+  extend(used: number, extra: number): number {
     const frame = this.#pos;
-    if (this.#slab.length - frame - HEADER_BYTES - used >= extra) return { buf: this.#slab, offset: frame + HEADER_BYTES };
+    if (this.#slab.length - frame - HEADER_BYTES - used >= extra) return frame + HEADER_BYTES;
     this.#retire();
     const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (HEADER_BYTES + used + extra)));
     this.#slab.copy(next, 0, frame, frame + HEADER_BYTES + used);
     this.#slab = next;
     this.#start = this.#pos = 0;
-    return { buf: next, offset: HEADER_BYTES };
+    return HEADER_BYTES;
   }
 
   /**
@@ -150,7 +152,7 @@ export class Outbox {
     return this.#last;
   }
 
-  /** The slab {@link lastOffset} points into. */
+  /** The slab being written: the one {@link reserve}, {@link extend} and {@link lastOffset} offsets point into. */
   get slab(): Buffer {
     return this.#slab;
   }

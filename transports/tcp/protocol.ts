@@ -134,7 +134,8 @@ export function writeFrame(out: Outbox, type: number, id: number, json: string, 
   let binBytes = 0;
   for (const b of bins) binBytes += b.byteLength;
   const head = PAYLOAD_HEADER_BYTES + 4 * bins.length;
-  const { buf, offset } = out.reserve(head + json.length * 3 + binBytes);
+  const offset = out.reserve(head + json.length * 3 + binBytes);
+  const buf = out.slab;
   buf[offset] = type;
   buf.writeUInt32BE(id >>> 0, offset + 1);
   buf.writeUInt32BE(bins.length, offset + 5);
@@ -245,8 +246,13 @@ const CLIENT_NAMES = new Map<number, ClientMessage['t']>([
   [9, 'revoke'], [10, 'watch'], [11, 'unwatch'], [12, 'progress'], [13, 'heartbeat'], [14, 'stats'],
 ]);
 
-/** Decodes and narrows a client -> server payload, `payload[from..to)`. */
-export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.length): ClientMessage {
+/**
+ * Decodes and narrows a client -> server payload, `payload[from..to)`.
+ * `heldId` names the task id the broker holds for a delivery tag: a settle
+ * of that tag reuses that string for its `mid` and its record's id when the
+ * bytes match (no copy decoded; the result store keeps one string per task).
+ */
+export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.length, heldId?: (tag: number) => string | undefined): ClientMessage {
   const f = splitFrame(payload, from, to);
   const { type, id, bins } = f;
   const t = CLIENT_NAMES.get(type);
@@ -256,7 +262,10 @@ export function decodeClientMessage(payload: Uint8Array, from = 0, to = payload.
     case 'publish': { const r = readerOf(f); const batch = r.batch(t); r.done(t); return { t, id, batch }; }
     case 'settle': {
       const r = readerOf(f);
-      const tag = r.int(t, 'tag'); const mid = r.str('settle.mid'); const outcome = r.outcome('settle.outcome');
+      const tag = r.int(t, 'tag');
+      const held = heldId?.(tag);
+      if (held !== undefined) r.expect(held);
+      const mid = r.str('settle.mid'); const outcome = r.outcome('settle.outcome');
       r.done(t);
       return { t, id, tag, mid, outcome };
     }
