@@ -28,7 +28,18 @@ export class Requests {
   readonly #clock: Clock;
   readonly #timeout: number;
   readonly #window: number;
-  readonly #sent = new Map<number, Request>();
+  /**
+   * Sent requests in send order, from #sentHead; a request answered out of
+   * order (a reply other than ok, or one refused before it was written)
+   * leaves an `undefined` hole. Replies come in request order, so the one
+   * answered is at or near the head: a scan, no map to keep (a Map set and
+   * delete per request, and its rehashes, cost more).
+   */
+  readonly #sent: Array<Request | undefined> = [];
+  #sentHead = 0;
+  /** End of the used part of #sent: the array is reused, never shrunk (no reallocation per window of requests). */
+  #sentTail = 0;
+  #inFlight = 0;
   #waiting: Request[] = [];
   #head = 0;
   readonly #deadlines: TimerQueue<Request>;
@@ -45,7 +56,7 @@ export class Requests {
   }
 
   get inFlight(): number {
-    return this.#sent.size;
+    return this.#inFlight;
   }
 
   get waiting(): number {
@@ -75,10 +86,11 @@ export class Requests {
   /** Takes the requests that may be sent now (connected, within the window), in id order, marking them sent. */
   sendable(): Request[] {
     const out: Request[] = [];
-    while (this.#connected && this.#head < this.#waiting.length && this.#sent.size < this.#window) {
+    while (this.#connected && this.#head < this.#waiting.length && this.#inFlight < this.#window) {
       const r = this.#waiting[this.#head] as Request;
       this.#waiting[this.#head++] = undefined as unknown as Request;
-      this.#sent.set(r.id, r);
+      this.#sent[this.#sentTail++] = r;
+      this.#inFlight++;
       out.push(r);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) { this.#waiting = this.#waiting.slice(this.#head); this.#head = 0; }
@@ -87,31 +99,71 @@ export class Requests {
 
   /** A request taken by {@link sendable} that the client decided not to send after all: it resolves now. */
   drop(r: Request): void {
-    if (this.#sent.delete(r.id)) r.resolve(undefined);
+    this.settle(r.id, null);
   }
 
   /**
    * An `ok` for request `id` arrived: it answers every request sent before
    * it and not answered yet (replies come in request order, and the broker
-   * merges consecutive oks). `#sent` iterates in send order; ids are not
-   * compared, as they wrap.
+   * merges consecutive oks). `#sent` is in send order; ids are not
+   * compared for order, as they wrap.
    */
   settleThrough(id: number): void {
-    if (!this.#sent.has(id)) return;
-    for (const [rid, r] of this.#sent) {
-      this.#sent.delete(rid);
+    const at = this.#find(id);
+    if (at < 0) return;
+    const sent = this.#sent;
+    for (let i = this.#sentHead; i <= at; i++) {
+      const r = sent[i];
+      if (r === undefined) continue;
+      sent[i] = undefined;
+      this.#inFlight--;
       r.resolve(undefined);
-      if (rid === id) return;
     }
+    this.#advance();
   }
 
   /** The reply to request `id` arrived. */
   settle(id: number, err: Error | null, value?: unknown): boolean {
-    const r = this.#sent.get(id);
-    if (r === undefined) return false;
-    this.#sent.delete(id);
+    const at = this.#find(id);
+    if (at < 0) return false;
+    const r = this.#sent[at] as Request;
+    this.#sent[at] = undefined;
+    this.#inFlight--;
+    this.#advance();
     if (err === null) r.resolve(value); else r.reject(err);
     return true;
+  }
+
+  /** Index in #sent of the unanswered request `id`, or -1. */
+  #find(id: number): number {
+    const sent = this.#sent;
+    for (let i = this.#sentHead; i < this.#sentTail; i++) if (sent[i]?.id === id) return i;
+    return -1;
+  }
+
+  /** Moves the head past answered requests; back to the start when none is left, or when the head is far in. */
+  #advance(): void {
+    const sent = this.#sent;
+    const tail = this.#sentTail;
+    let h = this.#sentHead;
+    while (h < tail && sent[h] === undefined) h++;
+    if (h === tail) { this.#sentHead = this.#sentTail = 0; return; }
+    if (h > 1024) {
+      sent.copyWithin(0, h, tail);
+      sent.fill(undefined, tail - h, tail);
+      this.#sentTail = tail - h;
+      h = 0;
+    }
+    this.#sentHead = h;
+  }
+
+  /** Unanswered sent requests in send order; forgets them. */
+  #takeSent(): Request[] {
+    const back = this.#sent.slice(this.#sentHead, this.#sentTail).filter((r): r is Request => r !== undefined);
+    this.#sent.fill(undefined);
+    this.#sentHead = this.#sentTail = 0;
+    this.#inFlight = 0;
+    return back;
   }
 
   connected(): void {
@@ -121,8 +173,7 @@ export class Requests {
   /** The connection dropped: unanswered requests go back to the front, deadlines count again. */
   disconnected(): void {
     this.#connected = false;
-    const back = [...this.#sent.values()]; // in send order
-    this.#sent.clear();
+    const back = this.#takeSent();
     this.#waiting = [...back, ...this.#waiting.slice(this.#head)].filter((r) => {
       if (r.doneOnLoss) r.resolve(undefined);
       return !r.doneOnLoss;
@@ -137,8 +188,7 @@ export class Requests {
 
   /** Rejects everything (close, or a fatal handshake error). */
   failAll(err: Error): void {
-    const all = [...this.#sent.values(), ...this.#waiting.slice(this.#head)];
-    this.#sent.clear();
+    const all = [...this.#takeSent(), ...this.#waiting.slice(this.#head)];
     this.#waiting = [];
     this.#head = 0;
     this.#deadlines.clear();
