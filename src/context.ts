@@ -23,13 +23,18 @@ export interface TaskContext {
   progress(value: unknown): void;
 }
 
-const KEY = Symbol.for('millwright.context');
-/** Shared by every copy of the package in the process (see the file comment). */
+/**
+ * Versioned: the holder's shape is part of the contract between copies. A copy whose holder has another shape
+ * keeps its own storage (sharing one would let it run tasks under a storage this copy switches off).
+ */
+const KEY = Symbol.for('millwright.context.v2');
+/** Shared by every copy of the package (of this holder version) in the process. */
 interface Holder {
   readonly storage: AsyncLocalStorage<TaskContext>;
   /** The context of a task whose function is running synchronously right now. */
   current: TaskContext | undefined;
-  /** Calls run under the storage whose returned promise has not settled yet. */
+  /** Contexts of calls run under the storage and not ended yet (see {@link endContext}), and their count. */
+  readonly live: WeakSet<TaskContext>;
   tracked: number;
   /**
    * How each task function is called, learnt on its first call: `async` (it returned a promise)
@@ -39,11 +44,15 @@ interface Holder {
 }
 type Registry = { [KEY]?: Holder };
 const registry = globalThis as Registry;
-const holder: Holder = (registry[KEY] ??= { storage: new AsyncLocalStorage<TaskContext>(), current: undefined, tracked: 0, modes: new WeakMap() });
+const holder: Holder = (registry[KEY] ??= {
+  storage: new AsyncLocalStorage<TaskContext>(), current: undefined, live: new WeakSet(), tracked: 0, modes: new WeakMap(),
+});
 const storage = holder.storage;
 
 /**
- * Calls `fn(...args)` with `context` as the current task.
+ * Calls `fn(...args)` with `context` as the current task. Returns what it
+ * returned; a thenable comes back as a native promise that settled with it
+ * (its `then` called once: a lazy thenable, like a query builder, runs once).
  *
  * Why not always `storage.run()`: on Node 20 an enabled AsyncLocalStorage
  * installs promise hooks that every promise in the process pays for, task or
@@ -59,7 +68,8 @@ const storage = holder.storage;
  * Should such a function return a promise later, its later calls run under the
  * storage, but in that one call `currentTask()` fails after its first await
  * (documented: a task that awaits should be an `async` function, or return a
- * promise from its first call).
+ * promise from its first call). Callbacks a task leaves behind (a timer, a
+ * listener) see its context only while it runs, as the task is over after.
  */
 export function runInContext(context: TaskContext, fn: (...args: unknown[]) => unknown, args: readonly unknown[]): unknown {
   const mode = holder.modes.get(fn);
@@ -72,34 +82,51 @@ export function runInContext(context: TaskContext, fn: (...args: unknown[]) => u
     } finally {
       holder.current = prev;
     }
-    if (isThenable(result)) holder.modes.set(fn, 'async');
-    return result;
+    if (!isThenable(result)) return result;
+    holder.modes.set(fn, 'async');
+    return settledWith(result);
   }
+  holder.live.add(context);
   holder.tracked++;
   let result: unknown;
   try {
     result = storage.run(context, fn, ...args);
   } catch (err) {
-    untrack(); // a call that threw taught nothing about what the function returns
+    endContext(context); // a call that threw taught nothing about what the function returns
     throw err;
   } finally {
     holder.current = prev;
   }
-  const thenable = isThenable(result);
-  if (mode !== 'async') holder.modes.set(fn, thenable ? 'async' : 'sync');
-  if (thenable) (result as PromiseLike<unknown>).then(untrack, untrack);
-  else untrack();
-  return result;
+  if (!isThenable(result)) {
+    if (mode === undefined) holder.modes.set(fn, 'sync');
+    endContext(context);
+    return result;
+  }
+  holder.modes.set(fn, 'async');
+  const settled = settledWith(result);
+  settled.then(() => endContext(context), () => endContext(context));
+  return settled;
 }
 
-function untrack(): void {
-  // No call under the storage is left: its promise hooks go off (the next such call turns them on). Continuations
-  // that a finished task left behind no longer see its context; the task is over.
+/**
+ * The call made with `context` is over for its caller (settled, or given up
+ * on: timed out, revoked, stopped, though its promise may never settle).
+ * Once no call under the storage is left, its promise hooks go off (the next
+ * such call turns them on). Idempotent.
+ */
+export function endContext(context: TaskContext): void {
+  if (holder.tracked === 0 || !holder.live.delete(context)) return;
   if (--holder.tracked === 0) storage.disable();
 }
 
-function isThenable(value: unknown): boolean {
+function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/** A native promise as is; any other thenable through one call of its `then` (which may throw). */
+function settledWith(thenable: PromiseLike<unknown>): Promise<unknown> {
+  if (Object.getPrototypeOf(thenable) === Promise.prototype) return thenable as Promise<unknown>;
+  return new Promise((resolve, reject) => { thenable.then(resolve, reject); });
 }
 
 /**
@@ -119,6 +146,6 @@ export function currentTask(): TaskContext {
 /** `currentTask()` was called outside a running task. */
 class NotInTaskError extends MillwrightError {
   constructor() {
-    super('ERR_VALIDATION', 'currentTask() was called outside a running task: call it from inside a task function (it follows async calls made by the task)');
+    super('ERR_VALIDATION', 'currentTask() was called outside a running task: call it from inside a task function (in an async task, also after its awaits; not from callbacks that outlive the task)');
   }
 }

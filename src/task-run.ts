@@ -3,6 +3,7 @@
  * tasks never read their signal) and the context an inline task sees through
  * `currentTask()`.
  */
+import type { Channel } from 'node:diagnostics_channel';
 import type { TimerHandle } from './clock.js';
 import { pack, unpack } from './codec.js';
 import type { TaskContext } from './context.js';
@@ -19,8 +20,10 @@ export interface Run {
   timer: TimerHandle | undefined;
   done: boolean;
   revoked: boolean;
-  /** The `task:succeeded` event, held until the transport takes the outcome (only made when someone listens). */
-  succeeded: { readonly id: string; readonly name: string; readonly attempt: number; readonly result: unknown } | undefined;
+  /** The context of an inline task, once its function was called. */
+  context: TaskContext | undefined;
+  /** The event telling the outcome (`task:succeeded`, `task:failed`, `task:retry`), held until the transport takes it. */
+  told: { readonly name: string; readonly channel: Channel; readonly event: object } | undefined;
   /** Neighbours in the worker's set of runs (a {@link LinkedSet}). */
   prev: Run | null;
   next: Run | null;

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import type { Clock, TimerHandle } from './clock.js';
 import { pack, unpackArgs } from './codec.js';
-import { runInContext, type TaskContext } from './context.js';
+import { endContext, runInContext, type TaskContext } from './context.js';
 import { channels } from './diagnostics.js';
 import {
   ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
@@ -60,8 +60,9 @@ export interface StopOptions {
 export interface TaskEvent { readonly id: string; readonly name: string; readonly attempt: number }
 
 /**
- * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }, once the transport took the outcome),
- * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }),
+ * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }),
+ * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }): the last three once
+ * the transport took the outcome (an outcome it refused is reported, and the delivery runs again),
  * `error` (transport errors; without a listener they go to `NODE_DEBUG=millwright`).
  */
 export class Worker extends EventEmitter {
@@ -170,7 +171,7 @@ export class Worker extends EventEmitter {
   }
 
   #start(delivery: Delivery): void {
-    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, succeeded: undefined, prev: null, next: null };
+    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, told: undefined, context: undefined, prev: null, next: null };
     this.#running.add(run);
     let work: Promise<void> | undefined;
     try {
@@ -186,6 +187,8 @@ export class Worker extends EventEmitter {
   }
 
   #next(run: Run): void {
+    // The worker no longer waits for it (also when it timed out or was revoked and its promise never settles).
+    if (run.context !== undefined) endContext(run.context);
     this.#running.delete(run);
     const d = this.#backlog.shift();
     if (d !== undefined && this.#state === 'running') this.#admit(d);
@@ -215,7 +218,7 @@ export class Worker extends EventEmitter {
     try {
       result = this.#call(def, run, attempt);
     } catch (err) {
-      return this.#settle(run, this.#failure(message, attempt, err));
+      return this.#settle(run, this.#failure(run, attempt, err));
     }
     if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(run, attempt, result));
     // STARTED is stored only for a task still running once its call returned: a synchronous one settles in this
@@ -228,7 +231,7 @@ export class Worker extends EventEmitter {
       (result as PromiseLike<unknown>).then(resolve, reject);
     }).then(
       (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(run, attempt, value)); },
-      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(message, attempt, err)); },
+      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(run, attempt, err)); },
     );
   }
 
@@ -239,6 +242,7 @@ export class Worker extends EventEmitter {
     const transport = this.#host.transport;
     if (def.kind === 'inline') {
       const context = new InlineContext(run, attempt, transport);
+      run.context = context;
       return runInContext(context, def.fn, args);
     }
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
@@ -253,18 +257,22 @@ export class Worker extends EventEmitter {
       packed = pack(result, 'result');
     } catch (err) {
       const why = err instanceof ValidationError ? err.message : String(err);
-      return this.#failure(message, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
+      return this.#failure(run, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
     // Told once the transport took the outcome (see #settle): it may still refuse it (too large to send).
-    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) run.succeeded = { id: message.id, name: message.name, attempt, result };
+    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) {
+      run.told = { name: 'task:succeeded', channel: channels.succeeded, event: { id: message.id, name: message.name, attempt, result } };
+    }
     return successOutcome(message, attempt, packed, this.#context());
   }
 
-  #failure(message: TaskMessage, attempt: number, err: unknown): Outcome {
+  #failure(run: Run, attempt: number, err: unknown): Outcome {
+    const message = run.delivery.message;
     const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#context());
     const event = { id: message.id, name: message.name, attempt, error };
-    if (retryIn === null) this.#tell('task:failed', channels.failed, event);
-    else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
+    run.told = retryIn === null
+      ? { name: 'task:failed', channel: channels.failed, event }
+      : { name: 'task:retry', channel: channels.retry, event: { ...event, delay: retryIn } };
     return outcome;
   }
 
@@ -281,17 +289,17 @@ export class Worker extends EventEmitter {
     this.#settling++;
     const settled = this.#host.transport.settle(run.delivery.tag, outcome);
     if (settled === DONE) this.#accepted(run);
-    else if (run.succeeded === undefined) settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
+    else if (run.told === undefined) settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
     else settled.then(() => this.#accepted(run), (err: unknown) => this.#settleRefused(run, outcome, err));
     return undefined;
   }
 
   /** The transport took the outcome of `run`. */
   #accepted(run: Run): void {
-    const event = run.succeeded;
-    if (event !== undefined) {
-      run.succeeded = undefined;
-      this.#tell('task:succeeded', channels.succeeded, event);
+    const told = run.told;
+    if (told !== undefined) {
+      run.told = undefined;
+      this.#tell(told.name, told.channel, told.event);
     }
     this.#settled();
   }
@@ -307,9 +315,9 @@ export class Worker extends EventEmitter {
     const isFailure = outcome.records.some((r) => r.id === message.id && r.state === 'FAILURE');
     if (!(err instanceof ValidationError) || isFailure) return this.#onSettleError(err);
     const error = toErrorInfo(new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path));
-    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error });
+    run.told = { name: 'task:failed', channel: channels.failed, event: { id: message.id, name: message.name, attempt: message.attempt + 1, error } };
     const failure = finalFailure(message, message.attempt + 1, 'FAILURE', error, this.#context());
-    this.#host.transport.settle(run.delivery.tag, failure).then(this.#onSettled, this.#onSettleError);
+    this.#host.transport.settle(run.delivery.tag, failure).then(() => this.#accepted(run), this.#onSettleError);
   }
 
   /** The outcome context, its `now` read once for the outcome about to be computed. */
