@@ -157,8 +157,12 @@ class Waiter implements CloseWaiter {
   #unwatch: (() => void) | undefined;
   #timer: TimerHandle | undefined;
   #done = false;
-  readonly #onEvent = (event: WatchEvent): void => { if (event.type === 'state') this.#finish(event.record); };
-  readonly #onRecord = (record: StateRecord | undefined): void => { if (record !== undefined) this.#finish(record); };
+  /** Both the watch listener and the handler of the stored state read once (one closure for the two). */
+  readonly #onState = (seen: WatchEvent | StateRecord | undefined): void => {
+    if (seen === undefined) return;
+    if (!('type' in seen)) this.#finish(seen);
+    else if (seen.type === 'state') this.#finish(seen.record);
+  };
   readonly #onError = (err: unknown): void => this.#finish(undefined, err as Error);
   /** Made only for a get() with a signal. */
   #onAbort: (() => void) | undefined;
@@ -175,7 +179,7 @@ class Waiter implements CloseWaiter {
   start(): void {
     const { transport, clock, closing } = this.#ctx;
     const { signal, timeout } = this.#options;
-    this.#unwatch = transport.watch(this.#id, this.#onEvent);
+    this.#unwatch = transport.watch(this.#id, this.#onState);
     if (signal !== undefined) {
       this.#onAbort = () => this.#finish(undefined, new AbortError(`get() of task ${this.#id} was aborted`));
       if (signal.aborted) return this.#onAbort();
@@ -186,7 +190,7 @@ class Waiter implements CloseWaiter {
     if (timeout !== undefined) {
       this.#timer = clock.setTimer(() => this.#finish(undefined, new TimeoutError(`Timed out after ${timeout} ms waiting for task ${this.#id} (${this.#name}): it is still queued or running; raise the timeout or check that a worker consumes its queue`, timeout)), timeout);
     }
-    transport.getState(this.#id).then(this.#onRecord, this.#onError);
+    transport.getState(this.#id).then(this.#onState, this.#onError);
   }
 
   /** The app closed. */

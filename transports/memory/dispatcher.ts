@@ -205,8 +205,10 @@ export class Dispatcher {
     this.#dirty.add(q);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    queueMicrotask(() => this.#dispatch());
+    queueMicrotask(this.#dispatchBound);
   }
+
+  readonly #dispatchBound = (): void => this.#dispatch();
 
   #dispatch(): void {
     this.#scheduled = false;
