@@ -150,7 +150,12 @@ export class App {
     } catch (err) {
       return Promise.reject(err);
     }
-    const published = this.#transport.publish(compiled.batch);
+    let published: Promise<void>;
+    try {
+      published = this.#transport.publish(compiled.batch);
+    } catch (err) {
+      return Promise.reject(err); // a transport that throws instead of rejecting
+    }
     if (published === DONE) return Promise.resolve(this.#sent(compiled));
     return published.then(() => this.#sent(compiled));
   }

@@ -230,7 +230,8 @@ function progressOf(transport: Transport, id: string, closing: Closing): AsyncIt
     wake?.();
   });
   const onClose: CloseWaiter = { prev: null, next: null, fail: (): void => { ended = true; wake?.(); } };
-  closing.add(onClose);
+  if (closing.reason !== undefined) ended = true;
+  else closing.add(onClose);
   transport.getState(id).then((r) => { if (r !== undefined && FINAL.has(r.state)) { ended = true; wake?.(); } }, () => undefined);
   return {
     async *[Symbol.asyncIterator]() {

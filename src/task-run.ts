@@ -3,7 +3,6 @@
  * tasks never read their signal) and the context an inline task sees through
  * `currentTask()`.
  */
-import type { Channel } from 'node:diagnostics_channel';
 import type { TimerHandle } from './clock.js';
 import { pack, unpack } from './codec.js';
 import type { TaskContext } from './context.js';
@@ -22,8 +21,6 @@ export interface Run {
   revoked: boolean;
   /** The context of an inline task, once its function was called. */
   context: TaskContext | undefined;
-  /** The event telling the outcome (`task:succeeded`, `task:failed`, `task:retry`), held until the transport takes it. */
-  told: { readonly name: string; readonly channel: Channel; readonly event: object } | undefined;
   /** Neighbours in the worker's set of runs (a {@link LinkedSet}). */
   prev: Run | null;
   next: Run | null;

@@ -61,8 +61,8 @@ export interface TaskEvent { readonly id: string; readonly name: string; readonl
 
 /**
  * Events: `task:started` (TaskEvent), `task:succeeded` (TaskEvent & { result }),
- * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }): the last three once
- * the transport took the outcome (an outcome it refused is reported, and the delivery runs again),
+ * `task:failed` (TaskEvent & { error }), `task:retry` (TaskEvent & { error, delay }): the last three as the
+ * outcome is decided, before the transport takes it (one refused as too large to send: task:failed follows),
  * `error` (transport errors; without a listener they go to `NODE_DEBUG=millwright`).
  */
 export class Worker extends EventEmitter {
@@ -171,7 +171,7 @@ export class Worker extends EventEmitter {
   }
 
   #start(delivery: Delivery): void {
-    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, told: undefined, context: undefined, prev: null, next: null };
+    const run: Run = { delivery, controller: undefined, abortReason: undefined, reject: undefined, timer: undefined, done: false, revoked: false, context: undefined, prev: null, next: null };
     this.#running.add(run);
     let work: Promise<void> | undefined;
     try {
@@ -259,10 +259,10 @@ export class Worker extends EventEmitter {
       const why = err instanceof ValidationError ? err.message : String(err);
       return this.#failure(run, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
     }
-    // Told once the transport took the outcome (see #settle): it may still refuse it (too large to send).
-    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) {
-      run.told = { name: 'task:succeeded', channel: channels.succeeded, event: { id: message.id, name: message.name, attempt, result } };
-    }
+    // Told now, before the settle: over TCP the next delivery (a retry, the next link) can arrive in the same read as
+    // the settle's confirmation and start before a promise reaction to it would run, so waiting for the transport to
+    // take the outcome told events out of order. Should the transport refuse it (too large), task:failed follows.
+    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) this.#tell('task:succeeded', channels.succeeded, { id: message.id, name: message.name, attempt, result });
     return successOutcome(message, attempt, packed, this.#context());
   }
 
@@ -270,9 +270,8 @@ export class Worker extends EventEmitter {
     const message = run.delivery.message;
     const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#context());
     const event = { id: message.id, name: message.name, attempt, error };
-    run.told = retryIn === null
-      ? { name: 'task:failed', channel: channels.failed, event }
-      : { name: 'task:retry', channel: channels.retry, event: { ...event, delay: retryIn } };
+    if (retryIn === null) this.#tell('task:failed', channels.failed, event);
+    else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
     return outcome;
   }
 
@@ -288,20 +287,9 @@ export class Worker extends EventEmitter {
     if (run.timer !== undefined) this.#host.clock.clearTimer(run.timer);
     this.#settling++;
     const settled = this.#host.transport.settle(run.delivery.tag, outcome);
-    if (settled === DONE) this.#accepted(run);
-    else if (run.told === undefined) settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
-    else settled.then(() => this.#accepted(run), (err: unknown) => this.#settleRefused(run, outcome, err));
+    if (settled === DONE) this.#settled();
+    else settled.then(this.#onSettled, (err: unknown) => this.#settleRefused(run, outcome, err));
     return undefined;
-  }
-
-  /** The transport took the outcome of `run`. */
-  #accepted(run: Run): void {
-    const told = run.told;
-    if (told !== undefined) {
-      run.told = undefined;
-      this.#tell(told.name, told.channel, told.event);
-    }
-    this.#settled();
   }
 
   /**
@@ -315,9 +303,9 @@ export class Worker extends EventEmitter {
     const isFailure = outcome.records.some((r) => r.id === message.id && r.state === 'FAILURE');
     if (!(err instanceof ValidationError) || isFailure) return this.#onSettleError(err);
     const error = toErrorInfo(new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path));
-    run.told = { name: 'task:failed', channel: channels.failed, event: { id: message.id, name: message.name, attempt: message.attempt + 1, error } };
+    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error });
     const failure = finalFailure(message, message.attempt + 1, 'FAILURE', error, this.#context());
-    this.#host.transport.settle(run.delivery.tag, failure).then(() => this.#accepted(run), this.#onSettleError);
+    this.#host.transport.settle(run.delivery.tag, failure).then(this.#onSettled, this.#onSettleError);
   }
 
   /** The outcome context, its `now` read once for the outcome about to be computed. */

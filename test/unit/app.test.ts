@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  AbortError, App, ClosedError, currentTask, DuplicateTaskError, FakeClock, RevokedError, signature, TimeoutError, ValidationError,
+  AbortError, App, ClosedError, currentTask, DuplicateTaskError, FakeClock, MemoryTransport, RevokedError, signature, TimeoutError, ValidationError,
 } from '../../src/index.js';
 import { fakeApps } from '../fixtures/fake-app.js';
 
@@ -189,5 +189,30 @@ describe('App', () => {
     await app.close();
     expect(() => app.task('u', () => 1)).toThrow(ClosedError);
     await expect(app.send(signature('t'))).rejects.toBeInstanceOf(ClosedError);
+  });
+
+  it('send rejects (does not throw) when a transport throws from publish instead of rejecting', async () => {
+    const transport = new MemoryTransport();
+    const app = new App({ transport });
+    transport.publish = () => { throw new Error('publish broke'); };
+    const t = app.task('t', () => 1);
+    let sent: Promise<unknown> | undefined;
+    expect(() => { sent = app.send(t.s()); }).not.toThrow();
+    await expect(sent).rejects.toThrow(/publish broke/);
+    await app.close();
+  });
+
+  it('reading r.progress of a handle after its app closed ends at once (or fails with ClosedError), never hangs', async () => {
+    const app = new App();
+    const t = app.task('t', () => 1);
+    const r = await app.send(t.s());
+    await app.close();
+    const seen: unknown[] = [];
+    const outcome = await (async () => {
+      for await (const v of r.progress) seen.push(v);
+      return 'ended';
+    })().catch((err: unknown) => err);
+    expect(outcome === 'ended' || outcome instanceof ClosedError).toBe(true);
+    expect(seen).toEqual([]);
   });
 });

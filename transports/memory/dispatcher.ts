@@ -215,9 +215,12 @@ export class Dispatcher {
     // Swapped, not remade: a dispatch may mark queues for the next pass.
     const dirty = this.#dirty;
     this.#dirty = this.#spare;
-    for (const q of dirty) this.#dispatchQueue(q);
-    dirty.clear();
-    this.#spare = dirty;
+    try {
+      for (const q of dirty) this.#dispatchQueue(q);
+    } finally {
+      dirty.clear(); // also when a consumer's deliver threw: the two sets must stay two
+      this.#spare = dirty;
+    }
   }
 
   #dispatchQueue(q: QueueState): void {

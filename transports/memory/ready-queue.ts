@@ -54,8 +54,9 @@ export class Deque<T> {
 }
 
 export class ReadyQueue<T> {
-  /** One deque per priority, highest first. */
+  /** One deque per priority, highest first (for shift), and by priority (for push: many priorities stay O(1)). */
   #levels: Array<{ readonly priority: number; readonly deque: Deque<T> }> = [];
+  readonly #byPriority = new Map<number, Deque<T>>();
   #size = 0;
 
   get size(): number {
@@ -98,11 +99,13 @@ export class ReadyQueue<T> {
   }
 
   #level(priority: number): Deque<T> {
-    const levels = this.#levels;
-    for (const level of levels) if (level.priority === priority) return level.deque;
-    const deque = new Deque<T>();
-    levels.push({ priority, deque });
-    levels.sort((a, b) => b.priority - a.priority);
+    let deque = this.#byPriority.get(priority);
+    if (deque === undefined) {
+      deque = new Deque<T>();
+      this.#byPriority.set(priority, deque);
+      this.#levels.push({ priority, deque });
+      this.#levels.sort((a, b) => b.priority - a.priority);
+    }
     return deque;
   }
 }

@@ -190,8 +190,7 @@ export class BrokerServer {
     this.#outgoing.add(conn);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    if (this.#journal === undefined && process.env.MW_MICRO) queueMicrotask(() => this.#flush());
-    else setImmediate(() => this.#flush());
+    setImmediate(() => this.#flush());
   }
 
   /** End of turn: every connection's frames go out in one write, after the turn's journal group is durable. */
