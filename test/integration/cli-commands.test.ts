@@ -4,6 +4,8 @@
  * on a --tasks module.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { App, signature } from '../../src/index.js';
+import { TcpTransport } from '../../transports/tcp/index.js';
 import { cleanup, EXAMPLE_TASKS, runCli, startBroker, startWorker, tempFile } from './cli-harness.js';
 
 afterEach(cleanup);
@@ -56,6 +58,26 @@ describe('millwright send', () => {
     const queued = await runCli(['send', '--connect', address, 'add', '[1]', '--no-wait', '--queue', 'other']);
     expect(queued.code, queued.stderr).toBe(0);
     expect(queued.stdout).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('millwright worker', () => {
+  it('--results-expire-in sets how long the broker keeps the states of the tasks it finishes (default 24 h)', async () => {
+    const { address } = await startBroker();
+    const [host, port] = [address.split(':')[0] as string, Number(address.split(':')[1])];
+    const app = new App({ transport: new TcpTransport({ host, port }) });
+    try {
+      await startWorker(address, ['--results-expire-in', '60000']);
+      const r = await app.send(signature('add', [1, 2], { id: 'kept-a-minute' }));
+      expect(await r.get({ timeout: 5_000 })).toBe(3);
+      const record = await app.transport.getState('kept-a-minute');
+      expect((record?.expiresAt ?? 0) - (record?.updatedAt ?? 0)).toBe(60_000);
+    } finally {
+      await app.close();
+    }
+    const bad = await runCli(['worker', '--connect', address, '--results-expire-in', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--results-expire-in/);
   });
 });
 

@@ -46,6 +46,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       queues: { kind: 'list', value: 'A,B', help: 'queues to consume (default: default)' },
       prefetch: { kind: 'int', min: 0, value: 'N', help: 'deliveries held ahead of execution (default 0)' },
       'stop-timeout': { kind: 'int', min: 0, value: 'MS', help: 'on SIGINT/SIGTERM, ms to let running tasks finish before handing them back (default 10000)' },
+      'results-expire-in': { kind: 'int', min: 1, value: 'MS', help: 'ms the broker keeps the state and result of a task this worker finished (default 86400000, 24 h; ~300 bytes each)' },
       'token-file': tokenFile,
     },
     examples: ['millwright worker --connect 127.0.0.1:7400 --tasks ./dist/examples/tasks.js --concurrency 20'],
@@ -118,7 +119,8 @@ async function worker(args: ParsedArgs): Promise<void> {
   const token = readToken(args.string('token-file'), 'worker');
   const address = args.address('connect');
   const transport = await openTransport(address, token);
-  const app = new App({ transport });
+  const resultsExpireIn = args.int('results-expire-in');
+  const app = new App({ transport, ...(resultsExpireIn === undefined ? {} : { resultsExpireIn }) });
   await loadTasks(args.string('tasks') as string, app, 'worker').catch(async (err: unknown) => { await app.close(); throw err; });
   const queues = args.list('queues');
   const concurrency = args.int('concurrency');
