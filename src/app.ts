@@ -15,10 +15,10 @@ import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
 import { AsyncResult, Closing, GroupResult, type HandleContext } from './result.js';
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
-import { signature, withOptions, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
-import { DONE, type Transport } from './transport.js';
+import { isSignature, signature, withOptions, type Chain, type Chord, type Group, type PrefixOf, type Signature, type SignatureOptions, type TaskRef, type Workflow } from './signature.js';
+import { DONE, type Batch, type TaskMessage, type Transport } from './transport.js';
 import { Worker, type ModuleRunner, type WorkerHost } from './worker.js';
-import { compile, taskIds, type Compiled, type HandleShape } from './workflow.js';
+import { compile, compileSignature, taskIds, type CompileContext, type Compiled, type HandleShape } from './workflow.js';
 
 const log = debuglog('millwright');
 
@@ -90,6 +90,7 @@ export class App {
     this.#clock = options.clock ?? systemClock;
     this.#transport = options.transport ?? new MemoryTransport({ clock: this.#clock });
     this.#defaultQueue = options.defaultQueue ?? 'default';
+    this.#compiling.defaultQueue = this.#defaultQueue;
     this.#resultsExpireIn = options.resultsExpireIn ?? 24 * 60 * 60 * 1000;
     this.#rng = options.rng ?? defaultRng;
     this.#connecting = this.#transport.connect({ clock: this.#clock, resultsExpireIn: this.#resultsExpireIn }).then(() => { this.#connected = true; });
@@ -142,27 +143,31 @@ export class App {
   send(workflow: Workflow): Promise<AsyncResult | GroupResult>;
   send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
     // Not an async function: a transport that accepted the batch synchronously (returning DONE) costs no await.
-    let compiled: Compiled;
+    let batch: Batch;
+    let shape: HandleShape | undefined; // undefined: a lone signature, whose handle is made from its message
     try {
       this.#live();
       if (!this.#connected) return this.#ready().then(() => this.send(workflow));
-      compiled = this.#compile(workflow);
+      if (isSignature(workflow)) batch = compileSignature(workflow, this.#compileContext());
+      else ({ batch, handle: shape } = this.#compile(workflow));
     } catch (err) {
       return Promise.reject(err);
     }
     let published: Promise<void>;
     try {
-      published = this.#transport.publish(compiled.batch);
+      published = this.#transport.publish(batch);
     } catch (err) {
       return Promise.reject(err); // a transport that throws instead of rejecting
     }
-    if (published === DONE) return Promise.resolve(this.#sent(compiled));
-    return published.then(() => this.#sent(compiled));
+    if (published === DONE) return Promise.resolve(this.#sent(batch, shape));
+    return published.then(() => this.#sent(batch, shape));
   }
 
-  #sent(compiled: Compiled): AsyncResult | GroupResult {
-    if (channels.sent.hasSubscribers) channels.sent.publish({ ids: taskIds(compiled.batch).map((t) => t.id) });
-    return this.#handle(compiled.handle);
+  #sent(batch: Batch, shape: HandleShape | undefined): AsyncResult | GroupResult {
+    if (channels.sent.hasSubscribers) channels.sent.publish({ ids: taskIds(batch).map((t) => t.id) });
+    if (shape !== undefined) return this.#handle(shape);
+    const message = batch.tasks[0] as TaskMessage;
+    return new AsyncResult(this.#handles, message.id, message.name);
   }
 
   /** A handle for a task id sent elsewhere (another process, an earlier run). */
@@ -213,15 +218,19 @@ export class App {
   }
 
   #compile(workflow: Workflow): Compiled {
-    return compile(workflow, {
-      defaultQueue: this.#defaultQueue,
-      now: this.#clock.now(),
-      defaults: this.#defaults,
-    });
+    return compile(workflow, this.#compileContext());
+  }
+
+  /** The compile context, its `now` read for the send about to be compiled (one object, see #compiling). */
+  #compileContext(): CompileContext {
+    this.#compiling.now = this.#clock.now();
+    return this.#compiling;
   }
 
   /** Per-task defaults for the compiler, bound once. */
   readonly #defaults = (name: string): TaskOptions | undefined => this.#registry.get(name)?.options;
+  /** What sends are compiled with: one object, its `now` set before each use (see #compileContext()). */
+  readonly #compiling: { -readonly [K in keyof CompileContext]: CompileContext[K] } = { defaultQueue: 'default', now: 0, defaults: this.#defaults };
 
   async #ready(): Promise<void> {
     await this.#connecting;

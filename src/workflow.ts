@@ -10,7 +10,7 @@
 import { appendArgs, packArgs, type Packed } from './codec.js';
 import { ValidationError } from './errors.js';
 import { isSignature, isWorkflow, type Signature, type Workflow } from './signature.js';
-import type { Backoff, Batch, ChordRef, TaskMessage } from './transport.js';
+import type { Backoff, Batch, ChordRef, ChordSpec, TaskMessage } from './transport.js';
 
 /** Where a workflow's result will be found. */
 export type HandleShape =
@@ -37,12 +37,23 @@ export interface Compiled {
   readonly handle: HandleShape;
 }
 
+/** The chords of a batch that has none (shared: batches are never changed once made). */
+const NO_CHORDS: readonly ChordSpec[] = Object.freeze([]);
+
+/**
+ * Compiles one signature that nothing follows: its message, in a batch of its own. (What `compile` does for a
+ * lone signature, without the handle shape: `App.send` makes the handle from the message.)
+ */
+export function compileSignature(sig: Signature, ctx: CompileContext): Batch {
+  return { tasks: [toMessage(sig, ctx, null, undefined)], chords: NO_CHORDS };
+}
+
 /** Compiles `workflow` to run, then `next` with its result. */
 export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | null = null, chordRef?: ChordRef): Compiled {
   if (!isWorkflow(workflow)) throw new ValidationError('Expected a signature, chain, group or chord', 'workflow');
   if (isSignature(workflow)) {
     const message = toMessage(workflow, ctx, next, chordRef);
-    return { batch: { tasks: [message], chords: [] }, handle: { kind: 'task', id: message.id, name: message.name } };
+    return { batch: { tasks: [message], chords: NO_CHORDS }, handle: { kind: 'task', id: message.id, name: message.name } };
   }
   switch (workflow.kind) {
     case 'chain': return compileChain(workflow.steps, ctx, next, chordRef);
