@@ -69,7 +69,7 @@ async function throughput(app: App): Promise<void> {
   const split = [...byPid].map(([pid, n]) => `pid ${pid}: ${n}`).join(', ');
   console.log(`throughput: ${THROUGHPUT_TASKS} trivial tasks, ${WINDOW} in flight, in ${(seconds * 1000).toFixed(0)} ms = ${Math.round(THROUGHPUT_TASKS / seconds)} tasks/s (${split})`);
   console.log('  (4 processes on this machine\'s cores, broker and producer sharing this one, code still warming up;');
-  console.log('   `node bench/tcp.mjs` runs broker, producer and worker apart after a warm-up: ~60k tasks/s here)');
+  console.log('   `node bench/tcp.mjs` runs broker, producer and worker apart after a warm-up: 75-85k tasks/s here)');
 }
 
 async function idleLatency(app: App): Promise<void> {
