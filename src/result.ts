@@ -4,7 +4,7 @@
  */
 import type { Clock, TimerHandle } from './clock.js';
 import { unpack } from './codec.js';
-import { AbortError, ChordError, RevokedError, TaskFailedError, TimeoutError, type ErrorInfo } from './errors.js';
+import { AbortError, ChordError, fromErrorInfo, RevokedError, TaskFailedError, TimeoutError, type ErrorInfo } from './errors.js';
 import { LinkedSet, type Linked } from './linked-set.js';
 import type { StateRecord, TaskState, Transport, WatchEvent } from './transport.js';
 
@@ -212,7 +212,12 @@ class Waiter implements CloseWaiter {
 }
 
 function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
-  if (record.state === 'SUCCESS') return resolve(record.result === undefined ? undefined : unpack(record.result));
+  if (record.state === 'SUCCESS') {
+    // A SUCCESS always stores its result (undefined packs to ''): one without it comes with why it is not here
+    // (over TCP, a result over this client's maxFrameBytes).
+    if (record.result === undefined && record.error !== undefined) return reject(fromErrorInfo(record.error));
+    return resolve(record.result === undefined ? undefined : unpack(record.result));
+  }
   if (record.state === 'REVOKED') return reject(new RevokedError(record.id));
   const info: ErrorInfo = record.error ?? { code: 'ERR_TASK_FAILED', name: 'Error', message: 'failed' };
   if (info.code === 'ERR_CHORD') return reject(new ChordError(info.message));

@@ -69,6 +69,27 @@ describe('frame limits', () => {
   });
 });
 
+describe('a result over a producer\'s own maxFrameBytes', () => {
+  it('get() and state() reject with ValidationError naming the limit (the connection would have closed, again on every reconnect), and the producer keeps working', async () => {
+    const port = await broker();
+    const producer = app(port, 64 * 1024);
+    const worker = app(port);
+    const big = producer.task('big', (n: number) => 'x'.repeat(n));
+    worker.task('big', (n: number) => 'x'.repeat(n));
+    await worker.worker().start();
+    const early = await producer.send(big.s(100_000)); // watched while running: the SUCCESS event is too large
+    const err = await early.get({ timeout: 5_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(/over this client's maxFrameBytes \(65536\)/);
+    // Asked after it finished: the getState reply is too large.
+    const state = await early.state().catch((e: unknown) => e);
+    expect(state).toBeInstanceOf(ValidationError);
+    const late = await producer.result(early.id).get({ timeout: 5_000 }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(ValidationError);
+    expect(await (await producer.send(big.s(10))).get({ timeout: 5_000 })).toBe('x'.repeat(10));
+  });
+});
+
 describe('encoding failures', () => {
   it('a request that cannot be encoded rejects alone with ValidationError (nothing thrown out of the flush), and the client keeps working', async () => {
     const port = await broker();

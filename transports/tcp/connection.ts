@@ -100,8 +100,33 @@ export class Connection {
 
   send(msg: ServerMessage): void {
     if (this.#state === 'closed') return;
+    const before = this.out.bytes;
     writeMessage(this.out, msg);
+    // A state (getState reply or watch event) can carry a result up to the broker's maxFrameBytes, which may be
+    // over this client's: sent, it would close the connection, and again after every reconnect.
+    if ((msg.t === 'result' || msg.t === 'event') && this.out.bytes - before - HEADER_BYTES > this.#clientMax) {
+      return this.#overClientMax(msg, this.out.dropLast());
+    }
     this.#host.wantsFlush(this);
+  }
+
+  /**
+   * A getState reply over the client's maxFrameBytes becomes an ERR_VALIDATION error reply; a state event, the
+   * record without its result, its `error` saying why (a SUCCESS without a result: get() rejects with it); a
+   * progress value is dropped (progress is best effort).
+   */
+  #overClientMax(msg: Extract<ServerMessage, { t: 'result' | 'event' }>, size: number): void {
+    const record = msg.t === 'result' ? msg.record : msg.event.type === 'state' ? msg.event.record : null;
+    const about = record === null ? 'A progress value' : `The state of task ${record.name} (${record.id})`;
+    const message = `${about} is a ${size}-byte frame, over this client's maxFrameBytes (${this.#clientMax}): raise maxFrameBytes on this client`;
+    log('broker: %s', message);
+    if (msg.t === 'result') return this.send({ t: 'error', id: msg.id, code: 'ERR_VALIDATION', message });
+    if (record === null) return;
+    const { result: _result, error: _error, ...rest } = record;
+    const before = this.out.bytes;
+    writeMessage(this.out, { t: 'event', event: { type: 'state', record: { ...rest, error: { code: 'ERR_VALIDATION', name: 'ValidationError', message } } } });
+    if (this.out.bytes - before - HEADER_BYTES > this.#clientMax) this.out.dropLast(); // a client max below a bare record's size
+    else this.#host.wantsFlush(this);
   }
 
   /** Confirms request `id` (and, merged, every earlier one: see writeOk). */
