@@ -53,6 +53,9 @@ export class Deque<T> {
   }
 }
 
+/** Priority levels kept even when empty (see ReadyQueue.shift). */
+const KEPT_LEVELS = 8;
+
 export class ReadyQueue<T> {
   /** One deque per priority, highest first (for shift), and by priority (for push: many priorities stay O(1)). */
   #levels: Array<{ readonly priority: number; readonly deque: Deque<T> }> = [];
@@ -77,11 +80,15 @@ export class ReadyQueue<T> {
   /** Removes and returns the next item: highest priority, oldest first. */
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
-    for (const { deque } of this.#levels) {
-      if (deque.length > 0) {
-        this.#size--;
-        return deque.shift();
-      }
+    const levels = this.#levels;
+    for (let i = 0; i < levels.length; i++) {
+      const { deque } = levels[i] as { deque: Deque<T> };
+      if (deque.length === 0) continue;
+      this.#size--;
+      // Many priorities (say, a deadline as priority): the empty levels passed over go, so scans stay short.
+      // A few are kept, to spare the common case a level made and dropped per task.
+      if (i > 0 && levels.length > KEPT_LEVELS) for (const gone of levels.splice(0, i)) this.#byPriority.delete(gone.priority);
+      return deque.shift();
     }
     return undefined;
   }
@@ -103,8 +110,16 @@ export class ReadyQueue<T> {
     if (deque === undefined) {
       deque = new Deque<T>();
       this.#byPriority.set(priority, deque);
-      this.#levels.push({ priority, deque });
-      this.#levels.sort((a, b) => b.priority - a.priority);
+      // Binary search for its place (highest first), not a sort per new level.
+      const levels = this.#levels;
+      let lo = 0;
+      let hi = levels.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((levels[mid] as { priority: number }).priority > priority) lo = mid + 1;
+        else hi = mid;
+      }
+      levels.splice(lo, 0, { priority, deque });
     }
     return deque;
   }
