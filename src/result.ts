@@ -100,6 +100,8 @@ export class AsyncResult<T = unknown> {
   async state(): Promise<TaskStateInfo<T>> {
     const record = await this.#ctx.transport.getState(this.id);
     if (record === undefined) return { id: this.id, name: this.name, state: 'PENDING', attempts: 0, createdAt: 0, updatedAt: 0 };
+    const missing = withheldResult(record);
+    if (missing !== undefined) throw missing;
     const info: { -readonly [K in keyof TaskStateInfo<T>]: TaskStateInfo<T>[K] } = {
       id: record.id, name: record.name, state: record.state, attempts: record.attempts, createdAt: record.createdAt, updatedAt: record.updatedAt,
     };
@@ -211,11 +213,18 @@ class Waiter implements CloseWaiter {
   }
 }
 
+/**
+ * Why a SUCCESS record has no result. A SUCCESS always stores one (`undefined` packs to ''): one without it comes
+ * with the reason it is not here (over TCP, a result over this client's maxFrameBytes).
+ */
+function withheldResult(record: StateRecord): Error | undefined {
+  return record.state === 'SUCCESS' && record.result === undefined && record.error !== undefined ? fromErrorInfo(record.error) : undefined;
+}
+
 function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
   if (record.state === 'SUCCESS') {
-    // A SUCCESS always stores its result (undefined packs to ''): one without it comes with why it is not here
-    // (over TCP, a result over this client's maxFrameBytes).
-    if (record.result === undefined && record.error !== undefined) return reject(fromErrorInfo(record.error));
+    const missing = withheldResult(record);
+    if (missing !== undefined) return reject(missing);
     return resolve(record.result === undefined ? undefined : unpack(record.result));
   }
   if (record.state === 'REVOKED') return reject(new RevokedError(record.id));

@@ -2,6 +2,7 @@
  * maxFrameBytes is exchanged in hello/welcome: a frame the peer could not take fails with a reason instead of
  * closing connections. A request that cannot be encoded at all fails alone too.
  */
+import { createServer, connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App, TaskFailedError, ValidationError, type TaskMessage } from '../../src/index.js';
 import { BrokerServer, TcpTransport } from '../../transports/tcp/index.js';
@@ -87,6 +88,70 @@ describe('a result over a producer\'s own maxFrameBytes', () => {
     const late = await producer.result(early.id).get({ timeout: 5_000 }).catch((e: unknown) => e);
     expect(late).toBeInstanceOf(ValidationError);
     expect(await (await producer.send(big.s(10))).get({ timeout: 5_000 })).toBe('x'.repeat(10));
+  });
+});
+
+/** A TCP proxy to `port` whose connections can be cut, and new ones refused, until `resume()`. */
+async function proxy(port: number): Promise<{ port: number; cut(): void; resume(): void }> {
+  let refusing = false;
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    if (refusing) { client.destroy(); return; }
+    const upstream = connect(port, '127.0.0.1');
+    open.add(client); open.add(upstream);
+    client.pipe(upstream); upstream.pipe(client);
+    const end = (): void => { client.destroy(); upstream.destroy(); open.delete(client); open.delete(upstream); };
+    client.on('error', end); upstream.on('error', end); client.on('close', end); upstream.on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.push(() => new Promise<void>((resolve) => { for (const s of open) s.destroy(); server.close(() => resolve()); }));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut: () => { refusing = true; for (const s of open) s.destroy(); },
+    resume: () => { refusing = false; },
+  };
+}
+
+describe('a result over a producer\'s own maxFrameBytes, read late', () => {
+  it('r.progress of a task that finished with such a result ends', async () => {
+    const port = await broker();
+    const producer = app(port, 64 * 1024);
+    const worker = app(port);
+    const big = producer.task('big', (n: number) => 'x'.repeat(n));
+    worker.task('big', (n: number) => 'x'.repeat(n));
+    await worker.worker().start();
+    const r = await producer.send(big.s(100_000));
+    expect(await r.get({ timeout: 5_000 }).catch((e: unknown) => e)).toBeInstanceOf(ValidationError);
+    const seen: unknown[] = [];
+    for await (const v of r.progress) seen.push(v); // the getState reply says final: the iteration ends
+    expect(seen).toEqual([]);
+  });
+
+  it('get() waiting across a reconnect gets ValidationError when the final state came while it was away', async () => {
+    const port = await broker();
+    const p = await proxy(port);
+    const producer = new App({ transport: new TcpTransport({ port: p.port, maxFrameBytes: 64 * 1024, reconnectDelay: 20, maxReconnectDelay: 50 }) });
+    cleanup.push(() => producer.close());
+    const worker = app(port);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => { started = resolve; });
+    const big = producer.task('big', (n: number) => 'x'.repeat(n));
+    worker.task('big', async (n: number) => { started(); await gate; return 'x'.repeat(n); });
+    const w = worker.worker();
+    await w.start();
+    const r = await producer.send(big.s(100_000));
+    const got = r.get({ timeout: 5_000 }).catch((e: unknown) => e);
+    await running;
+    await r.state(); // answered after get()'s own getState (replies come in request order): nothing left in flight
+    p.cut(); // the producer is away when the task finishes
+    const finished = new Promise((resolve) => w.once('task:succeeded', resolve));
+    release();
+    await finished;
+    p.resume();
+    // The reconnect's catch-up getState brings the final state (without its result, saying why).
+    expect(await got).toBeInstanceOf(ValidationError);
   });
 });
 

@@ -51,4 +51,15 @@ describe('ReadyQueue', () => {
       expect(q.shift()).toBeUndefined();
     }
   });
+
+  it('keeps few levels when each task comes with a new priority, rising or falling (a deadline as priority)', () => {
+    for (const sign of [1, -1]) {
+      const q = new ReadyQueue<number>();
+      for (let i = 0; i < 10_000; i++) {
+        q.push(sign * i, i);
+        expect(q.shift()).toBe(i);
+      }
+      expect(q.levels).toBeLessThanOrEqual(9);
+    }
+  });
 });

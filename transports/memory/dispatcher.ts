@@ -216,27 +216,35 @@ export class Dispatcher {
     const dirty = this.#dirty;
     this.#dirty = this.#spare;
     try {
-      for (const q of dirty) this.#dispatchQueue(q);
+      for (const q of dirty) {
+        dirty.delete(q);
+        this.#dispatchQueue(q);
+      }
     } finally {
-      dirty.clear(); // also when a consumer's deliver threw: the two sets must stay two
+      // A consumer's deliver threw: the queues this pass did not reach get the next one.
+      for (const q of dirty) this.#markDirty(q);
+      dirty.clear();
       this.#spare = dirty;
     }
   }
 
   #dispatchQueue(q: QueueState): void {
     let skipped: Entry[] | undefined;
-    while (q.ready.size > 0 && (skipped === undefined || skipped.length < MAX_SKIP) && this.#hasCapacity(q)) {
-      const entry = q.ready.shift() as Entry;
-      if (this.#isDropped(entry.message)) continue;
-      const consumer = this.#pick(q, entry);
-      if (consumer !== null) this.#deliver(consumer, entry);
-      else if (this.#accepted(q, entry)) (skipped ??= []).push(entry);
-      else this.#park(q, entry);
-    }
-    if (skipped === undefined) return;
-    for (let i = skipped.length - 1; i >= 0; i--) {
-      const entry = skipped[i] as Entry;
-      q.ready.unshiftAll(entry.message.priority, [entry]);
+    try {
+      while (q.ready.size > 0 && (skipped === undefined || skipped.length < MAX_SKIP) && this.#hasCapacity(q)) {
+        const entry = q.ready.shift() as Entry;
+        if (this.#isDropped(entry.message)) continue;
+        const consumer = this.#pick(q, entry);
+        if (consumer !== null) this.#deliver(consumer, entry);
+        else if (this.#accepted(q, entry)) (skipped ??= []).push(entry);
+        else this.#park(q, entry);
+      }
+    } finally {
+      // Back in front, in order (also when a consumer's deliver threw: they are in no queue until then).
+      for (let i = (skipped?.length ?? 0) - 1; i >= 0; i--) {
+        const entry = (skipped as Entry[])[i] as Entry;
+        q.ready.unshiftAll(entry.message.priority, [entry]);
+      }
     }
   }
 

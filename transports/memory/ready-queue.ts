@@ -66,6 +66,11 @@ export class ReadyQueue<T> {
     return this.#size;
   }
 
+  /** Priority levels held now, empty ones included (for tests and stats). */
+  get levels(): number {
+    return this.#levels.length;
+  }
+
   push(priority: number, item: T): void {
     this.#level(priority).push(item);
     this.#size++;
@@ -85,10 +90,14 @@ export class ReadyQueue<T> {
       const { deque } = levels[i] as { deque: Deque<T> };
       if (deque.length === 0) continue;
       this.#size--;
-      // Many priorities (say, a deadline as priority): the empty levels passed over go, so scans stay short.
-      // A few are kept, to spare the common case a level made and dropped per task.
-      if (i > 0 && levels.length > KEPT_LEVELS) for (const gone of levels.splice(0, i)) this.#byPriority.delete(gone.priority);
-      return deque.shift();
+      const item = deque.shift();
+      // Many priorities (say, a deadline as priority): levels left empty go, the one just emptied and those
+      // passed over, so scans stay short. A few are kept, to spare the common case a level made and dropped per task.
+      if (levels.length > KEPT_LEVELS) {
+        const end = deque.length === 0 ? i + 1 : i;
+        if (end > 0) for (const gone of levels.splice(0, end)) this.#byPriority.delete(gone.priority);
+      }
+      return item;
     }
     return undefined;
   }

@@ -46,7 +46,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       queues: { kind: 'list', value: 'A,B', help: 'queues to consume (default: default)' },
       prefetch: { kind: 'int', min: 0, value: 'N', help: 'deliveries held ahead of execution (default 0)' },
       'stop-timeout': { kind: 'int', min: 0, value: 'MS', help: 'on SIGINT/SIGTERM, ms to let running tasks finish before handing them back (default 10000)' },
-      'results-expire-in': { kind: 'int', min: 1, value: 'MS', help: 'ms the broker keeps the state and result of a task this worker finished (default 86400000, 24 h; ~300 bytes each)' },
+      'results-expire-in': { kind: 'int', min: 1, value: 'MS', help: 'ms the broker keeps the state and result of a task this worker finished (default 86400000, 24 h; ~290 bytes each)' },
       'token-file': tokenFile,
     },
     examples: ['millwright worker --connect 127.0.0.1:7400 --tasks ./dist/examples/tasks.js --concurrency 20'],

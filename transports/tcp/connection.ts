@@ -111,22 +111,25 @@ export class Connection {
   }
 
   /**
-   * A getState reply over the client's maxFrameBytes becomes an ERR_VALIDATION error reply; a state event, the
-   * record without its result, its `error` saying why (a SUCCESS without a result: get() rejects with it); a
-   * progress value is dropped (progress is best effort).
+   * A state (getState reply or state event) over the client's maxFrameBytes goes as its record without the
+   * result, its `error` saying why: a final state still reaches every waiter (a SUCCESS without a result is
+   * only ever this, and get() and state() reject with it). Should even that be too large (a client max below a
+   * bare record), a reply becomes an ERR_VALIDATION error and an event is dropped; so is a progress value
+   * (progress is best effort).
    */
   #overClientMax(msg: Extract<ServerMessage, { t: 'result' | 'event' }>, size: number): void {
     const record = msg.t === 'result' ? msg.record : msg.event.type === 'state' ? msg.event.record : null;
     const about = record === null ? 'A progress value' : `The state of task ${record.name} (${record.id})`;
     const message = `${about} is a ${size}-byte frame, over this client's maxFrameBytes (${this.#clientMax}): raise maxFrameBytes on this client`;
     log('broker: %s', message);
-    if (msg.t === 'result') return this.send({ t: 'error', id: msg.id, code: 'ERR_VALIDATION', message });
     if (record === null) return;
     const { result: _result, error: _error, ...rest } = record;
+    const stripped = { ...rest, error: { code: 'ERR_VALIDATION', name: 'ValidationError', message } };
     const before = this.out.bytes;
-    writeMessage(this.out, { t: 'event', event: { type: 'state', record: { ...rest, error: { code: 'ERR_VALIDATION', name: 'ValidationError', message } } } });
-    if (this.out.bytes - before - HEADER_BYTES > this.#clientMax) this.out.dropLast(); // a client max below a bare record's size
-    else this.#host.wantsFlush(this);
+    writeMessage(this.out, msg.t === 'result' ? { t: 'result', id: msg.id, record: stripped } : { t: 'event', event: { type: 'state', record: stripped } });
+    if (this.out.bytes - before - HEADER_BYTES <= this.#clientMax) return this.#host.wantsFlush(this);
+    this.out.dropLast();
+    if (msg.t === 'result') this.send({ t: 'error', id: msg.id, code: 'ERR_VALIDATION', message });
   }
 
   /** Confirms request `id` (and, merged, every earlier one: see writeOk). */
