@@ -215,4 +215,16 @@ describe('App', () => {
     expect(outcome === 'ended' || outcome instanceof ClosedError).toBe(true);
     expect(seen).toEqual([]);
   });
+
+  it('get() rejects when reading the stored state fails, whatever the transport rejects with', async () => {
+    const transport = new MemoryTransport();
+    const app = new App({ transport });
+    const t = app.task('t', () => 1);
+    const r = await app.send(t.s()); // no worker: it stays queued, only the read can settle get()
+    transport.getState = () => Promise.reject(new Error('store down'));
+    await expect(r.get()).rejects.toThrow('store down');
+    transport.getState = () => Promise.reject('just a string'); // eslint-disable-line prefer-promise-reject-errors
+    await expect(r.get()).rejects.toThrow(/Reading the state of task .* failed: just a string/);
+    await app.close();
+  });
 });
