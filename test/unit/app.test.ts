@@ -223,7 +223,7 @@ describe('App', () => {
     const r = await app.send(t.s()); // no worker: it stays queued, only the read can settle get()
     transport.getState = () => Promise.reject(new Error('store down'));
     await expect(r.get()).rejects.toThrow('store down');
-    transport.getState = () => Promise.reject('just a string'); // eslint-disable-line prefer-promise-reject-errors
+    transport.getState = () => Promise.reject('just a string');
     await expect(r.get()).rejects.toThrow(/Reading the state of task .* failed: just a string/);
     await app.close();
   });
