@@ -70,14 +70,20 @@ describe('frame limits', () => {
   });
 });
 
+/** A producer whose maxFrameBytes (64 KiB) is below the broker's, and a worker for its task `big` (n -> n bytes). */
+async function smallProducer(): Promise<{ producer: App; big: ReturnType<App['task']> }> {
+  const port = await broker();
+  const producer = app(port, 64 * 1024);
+  const worker = app(port);
+  const big = producer.task('big', (n: number) => 'x'.repeat(n));
+  worker.task('big', (n: number) => 'x'.repeat(n));
+  await worker.worker().start();
+  return { producer, big };
+}
+
 describe('a result over a producer\'s own maxFrameBytes', () => {
   it('get() and state() reject with ValidationError naming the limit (the connection would have closed, again on every reconnect), and the producer keeps working', async () => {
-    const port = await broker();
-    const producer = app(port, 64 * 1024);
-    const worker = app(port);
-    const big = producer.task('big', (n: number) => 'x'.repeat(n));
-    worker.task('big', (n: number) => 'x'.repeat(n));
-    await worker.worker().start();
+    const { producer, big } = await smallProducer();
     const early = await producer.send(big.s(100_000)); // watched while running: the SUCCESS event is too large
     const err = await early.get({ timeout: 5_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
@@ -114,12 +120,7 @@ async function proxy(port: number): Promise<{ port: number; cut(): void; resume(
 
 describe('a result over a producer\'s own maxFrameBytes, read late', () => {
   it('r.progress of a task that finished with such a result ends', async () => {
-    const port = await broker();
-    const producer = app(port, 64 * 1024);
-    const worker = app(port);
-    const big = producer.task('big', (n: number) => 'x'.repeat(n));
-    worker.task('big', (n: number) => 'x'.repeat(n));
-    await worker.worker().start();
+    const { producer, big } = await smallProducer();
     const r = await producer.send(big.s(100_000));
     expect(await r.get({ timeout: 5_000 }).catch((e: unknown) => e)).toBeInstanceOf(ValidationError);
     const seen: unknown[] = [];
