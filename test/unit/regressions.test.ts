@@ -334,6 +334,29 @@ describe('review of the per-task path and the broker split', () => {
     expect(runs).toEqual(['again']);
   });
 
+  // BUG (transports/memory/broker-core.ts revoke()): a task revoked while it waited for a retry got a
+  // REVOKED record and its id in the revoked set, and was dropped only when the retry came up. The record
+  // expires after resultsExpireIn, and with it the revocation: a retry due later ran after all. Its workflow
+  // (the links after it) also stayed pending until that ETA. Now the waiting retry is taken out at once.
+  it('a task revoked while it waits for a retry never runs again, even once the revocation expired', async () => {
+    const { app, clock } = setup({ resultsExpireIn: 1_000 });
+    let attempts = 0;
+    app.task('flaky', () => { attempts++; throw new Error('not yet'); }, { retries: 1, backoff: { type: 'fixed', delay: 5_000 } });
+    app.task('next', (x: unknown) => x);
+    await app.worker().start();
+    const link = signature('flaky');
+    const r = await app.send(chain(link, signature('next')));
+    await clock.advance(0);
+    expect(attempts).toBe(1);
+    expect((await app.result(link.id).state()).state).toBe('RETRY');
+    await app.result(link.id).revoke();
+    expect((await app.result(link.id).state()).state).toBe('REVOKED');
+    expect((await r.state()).state).toBe('FAILURE'); // at once, not at the retry's ETA
+    await expect(r.get()).rejects.toBeInstanceOf(TaskFailedError);
+    await clock.advance(10_000); // past the revocation's expiry and the retry's ETA
+    expect(attempts).toBe(1);
+  });
+
   // Same mark, left behind by a journal replay: publish, revoke (delivered, not started), settle replayed
   // through apply() (no delivery to clear the mark), then retain() drops the acked task. The mark stayed
   // forever (a leak) and later dropped a task re-sent under that id.

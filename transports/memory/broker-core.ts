@@ -142,11 +142,16 @@ export class BrokerCore {
     const queued = this.#states.queuedMessage(id);
     const current = this.#states.get(id);
     const now = this.#clock.now();
+    const retry = queued === undefined && current?.state === 'RETRY' ? this.#takeDelayed(id) : undefined;
     if (queued !== undefined) {
       // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
       // chord callbacks) so no handle waits forever.
       this.#dropped.set(id, queued);
       this.#fail(queued);
+    } else if (retry !== undefined) {
+      // Waiting for a retry: taken out now, not dropped when it comes up (by then the revocation may have
+      // expired with its record), and its workflow fails now rather than at the retry's ETA.
+      this.#fail(retry);
     } else if (current === undefined || (!isFinal(current.state) && current.state !== 'STARTED')) {
       this.#states.put({
         id, name: current?.name ?? '', state: 'REVOKED', attempts: current?.attempts ?? 0,
@@ -206,6 +211,18 @@ export class BrokerCore {
     this.#delayed.clear();
     this.#states.close();
     this.#queues.close();
+  }
+
+  /** Takes a task's message out of the delayed tasks (a retry waiting for its ETA). O(delayed tasks); for revoke. */
+  #takeDelayed(id: string): TaskMessage | undefined {
+    let found: TaskMessage | undefined;
+    this.#delayed.filter((e) => {
+      const message = messageOf(e);
+      if (message.id !== id) return true;
+      found = message;
+      return false;
+    });
+    return found;
   }
 
   #enqueue(message: TaskMessage): void {
