@@ -192,18 +192,23 @@ class Waiter implements CloseWaiter {
   start(): void {
     const { transport, clock, closing } = this.#ctx;
     const { signal, timeout } = this.#options;
-    this.#unwatch = transport.watch(this.#id, this.#onState);
     if (signal !== undefined) {
       this.#onAbort = () => this.#finish(undefined, new AbortError(`get() of task ${this.#id} was aborted`));
       if (signal.aborted) return this.#onAbort();
     }
     if (closing.reason !== undefined) return this.#finish(undefined, closing.reason);
+    // A transport with the record at hand (in memory) answers now: a finished task needs no watch, and a
+    // running one is watched in the same turn as the read, so no change can fall in between. Otherwise the
+    // watch comes first and the stored state is read after it.
+    const atHand = transport.peekState(this.#id);
+    if (atHand !== null && atHand !== undefined && FINAL.has(atHand.state)) return this.#finish(atHand);
+    this.#unwatch = transport.watch(this.#id, this.#onState);
     closing.add(this);
     if (this.#onAbort !== undefined) signal?.addEventListener('abort', this.#onAbort, { once: true });
     if (timeout !== undefined) {
       this.#timer = clock.setTimer(() => this.#finish(undefined, new TimeoutError(`Timed out after ${timeout} ms waiting for task ${this.#id} (${this.#name}): it is still queued or running; raise the timeout or check that a worker consumes its queue`, timeout)), timeout);
     }
-    transport.getState(this.#id).then(this.#onState, this.#onState);
+    if (atHand === null) transport.getState(this.#id).then(this.#onState, this.#onState);
   }
 
   /** The app closed. */

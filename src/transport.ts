@@ -157,6 +157,12 @@ export interface Transport {
   /** Records a non-final state (RECEIVED, STARTED) and notifies watchers. */
   setState(record: StateRecord): Promise<void>;
   getState(id: string): Promise<StateRecord | undefined>;
+  /**
+   * The record of `id` when this transport has it at hand, as `getState` would give it (in memory: always);
+   * `null` when it must ask a remote store (use `getState`). Lets a `get()` of a finished task skip its watch
+   * and a promise, and watch a running one from the same turn as the read (nothing can fall in between).
+   */
+  peekState(id: string): StateRecord | undefined | null;
   /** Calls `listener` on every state change and progress value of `id`; returns the unsubscribe function. */
   watch(id: string, listener: (event: WatchEvent) => void): () => void;
   /** Reports progress of a running task; also extends its visibility deadline where there is one. */

@@ -98,6 +98,24 @@ export function describeTransport(name: string, factory: () => Promise<Transport
       unwatch();
     });
 
+    it('peekState is null (ask getState) or the record getState gives', async () => {
+      const t = await open();
+      const queue = uniqueQueue();
+      const m = message(queue);
+      const unknown = t.peekState(m.id);
+      if (unknown !== null) expect(unknown).toBeUndefined();
+      await t.publish(batch(m));
+      const pending = t.peekState(m.id);
+      if (pending !== null) expect(pending).toEqual(await t.getState(m.id));
+      const [d] = await take(t, queue, 1);
+      await t.settle((d as Delivery).tag, success(m, pack(7)));
+      const done = t.peekState(m.id);
+      if (done !== null) {
+        expect(done?.state).toBe('SUCCESS');
+        expect(done).toEqual(await t.getState(m.id));
+      }
+    });
+
     it('redelivers unacked deliveries when their consumer goes away', async () => {
       const t1 = await open();
       const t2 = await open();

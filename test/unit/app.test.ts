@@ -221,6 +221,7 @@ describe('App', () => {
     const app = new App({ transport });
     const t = app.task('t', () => 1);
     const r = await app.send(t.s()); // no worker: it stays queued, only the read can settle get()
+    transport.peekState = () => null; // as a remote store: get() reads the state with getState
     transport.getState = () => Promise.reject(new Error('store down'));
     await expect(r.get()).rejects.toThrow('store down');
     transport.getState = () => Promise.reject('just a string');

@@ -77,6 +77,10 @@ export class MemoryTransport implements Transport {
     }
   }
 
+  peekState(id: string): StateRecord | undefined | null {
+    return this.#closed ? null : this.#engine().getState(id); // closed: getState says so
+  }
+
   watch(id: string, listener: (event: WatchEvent) => void): () => void {
     return this.#live().watch(id, listener);
   }

@@ -191,6 +191,11 @@ export class TcpTransport implements Transport {
     return record ?? undefined;
   }
 
+  /** The broker has the records: always asked for (getState). */
+  peekState(_id: string): null {
+    return null;
+  }
+
   watch(id: string, listener: (event: WatchEvent) => void): () => void {
     let set = this.#watchers.get(id);
     if (set === undefined) {
