@@ -93,8 +93,16 @@ export class AsyncResult<T = unknown> {
    * @example const sum = await (await app.send(add.s(1, 2))).get({ timeout: 5_000 });
    */
   get(options: GetOptions = NO_OPTIONS): Promise<T> {
+    const ctx = this.#ctx;
+    // A transport with the record at hand (in memory) answers now: a finished task settles the get() from its
+    // record, with no waiter. (An aborted signal or a closed app wins: the waiter says so.)
+    const atHand = options.signal?.aborted === true || ctx.closing.reason !== undefined ? null : ctx.transport.peekState(this.id);
+    if (atHand !== null && atHand !== undefined && FINAL.has(atHand.state)) {
+      const error = failureOf(atHand);
+      return error === undefined ? Promise.resolve(resultOf(atHand) as T) : Promise.reject(error);
+    }
     return new Promise<T>((resolve, reject) => {
-      new Waiter(this.#ctx, this.id, this.name, options, resolve as (value: unknown) => void, reject).start();
+      new Waiter(ctx, this.id, this.name, options, resolve as (value: unknown) => void, reject).start(atHand);
     });
   }
 
@@ -189,7 +197,11 @@ class Waiter implements CloseWaiter {
     this.#reject = reject;
   }
 
-  start(): void {
+  /**
+   * `atHand`: the task's record as the transport's peekState gave it in this same turn (not final), so no
+   * change can fall between that read and the watch; `null`: none, the stored state is read after watching.
+   */
+  start(atHand: StateRecord | undefined | null): void {
     const { transport, clock, closing } = this.#ctx;
     const { signal, timeout } = this.#options;
     if (signal !== undefined) {
@@ -197,11 +209,6 @@ class Waiter implements CloseWaiter {
       if (signal.aborted) return this.#onAbort();
     }
     if (closing.reason !== undefined) return this.#finish(undefined, closing.reason);
-    // A transport with the record at hand (in memory) answers now: a finished task needs no watch, and a
-    // running one is watched in the same turn as the read, so no change can fall in between. Otherwise the
-    // watch comes first and the stored state is read after it.
-    const atHand = transport.peekState(this.#id);
-    if (atHand !== null && atHand !== undefined && FINAL.has(atHand.state)) return this.#finish(atHand);
     this.#unwatch = transport.watch(this.#id, this.#onState);
     closing.add(this);
     if (this.#onAbort !== undefined) signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -224,8 +231,9 @@ class Waiter implements CloseWaiter {
     if (this.#timer !== undefined) this.#ctx.clock.clearTimer(this.#timer);
     if (this.#onAbort !== undefined) this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#ctx.closing.delete(this);
-    if (error !== undefined) this.#reject(error);
-    else settleFromRecord(record as StateRecord, this.#resolve, this.#reject);
+    const failure = error ?? failureOf(record as StateRecord);
+    if (failure === undefined) this.#resolve(resultOf(record as StateRecord));
+    else this.#reject(failure);
   }
 }
 
@@ -237,16 +245,17 @@ function withheldResult(record: StateRecord): Error | undefined {
   return record.state === 'SUCCESS' && record.result === undefined && record.error !== undefined ? fromErrorInfo(record.error) : undefined;
 }
 
-function settleFromRecord(record: StateRecord, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
-  if (record.state === 'SUCCESS') {
-    const missing = withheldResult(record);
-    if (missing !== undefined) return reject(missing);
-    return resolve(record.result === undefined ? undefined : unpack(record.result));
-  }
-  if (record.state === 'REVOKED') return reject(new RevokedError(record.id));
+/** What a get() of a task in this final state rejects with; undefined when it resolves (SUCCESS with its result). */
+function failureOf(record: StateRecord): Error | undefined {
+  if (record.state === 'SUCCESS') return withheldResult(record);
+  if (record.state === 'REVOKED') return new RevokedError(record.id);
   const info: ErrorInfo = record.error ?? { code: 'ERR_TASK_FAILED', name: 'Error', message: 'failed' };
-  if (info.code === 'ERR_CHORD') return reject(new ChordError(info.message));
-  reject(new TaskFailedError(info, record.name, record.id));
+  if (info.code === 'ERR_CHORD') return new ChordError(info.message);
+  return new TaskFailedError(info, record.name, record.id);
+}
+
+function resultOf(record: StateRecord): unknown {
+  return record.result === undefined ? undefined : unpack(record.result);
 }
 
 function progressOf(transport: Transport, id: string, closing: Closing): AsyncIterable<unknown> {

@@ -22,7 +22,8 @@ export interface Entry {
 
 interface ConsumerState {
   readonly id: number;
-  readonly queues: readonly string[];
+  /** The queues it consumes (a settle marks them without a lookup by name). */
+  readonly states: readonly QueueState[];
   readonly prefetch: number;
   readonly names: ReadonlySet<string> | null;
   readonly handler: ConsumerHandler;
@@ -85,12 +86,11 @@ export class Dispatcher {
 
   consume(spec: ConsumeSpec, handler: ConsumerHandler): number {
     const consumer: ConsumerState = {
-      id: this.#nextConsumer++, queues: [...spec.queues], prefetch: spec.prefetch,
+      id: this.#nextConsumer++, states: spec.queues.map((name) => this.#queue(name)), prefetch: spec.prefetch,
       names: spec.names === null ? null : new Set(spec.names), handler, unacked: 0,
     };
     this.#consumers.set(consumer.id, consumer);
-    for (const name of consumer.queues) {
-      const q = this.#queue(name);
+    for (const q of consumer.states) {
       q.consumers.push(consumer);
       this.#unpark(q, consumer);
       this.#markDirty(q);
@@ -103,10 +103,7 @@ export class Dispatcher {
     const consumer = this.#consumers.get(consumerId);
     if (consumer === undefined) return;
     this.#consumers.delete(consumerId);
-    for (const name of consumer.queues) {
-      const q = this.#queue(name);
-      q.consumers = q.consumers.filter((c) => c !== consumer);
-    }
+    for (const q of consumer.states) q.consumers = q.consumers.filter((c) => c !== consumer);
     const back = [...this.#deliveries].filter(([, e]) => e.holder === consumer).sort((a, b) => b[0] - a[0]);
     for (const [tag] of back) this.requeue(tag);
   }
@@ -124,7 +121,7 @@ export class Dispatcher {
     this.#deliveries.delete(tag);
     entry.holder = null;
     consumer.unacked--;
-    for (const name of consumer.queues) this.#markDirty(this.#queue(name));
+    for (const q of consumer.states) this.#markDirty(q);
     return entry;
   }
 
