@@ -34,6 +34,8 @@ export interface Cron {
   readonly anyDay: boolean;
   readonly anyWeekday: boolean;
   readonly hasSeconds: boolean;
+  /** Minute and hour both fixed (no leading `*`): such a job runs once in an hour that DST repeats, as in Vixie cron. */
+  readonly fixedTime: boolean;
   readonly tz: string;
 }
 
@@ -52,10 +54,11 @@ export function parseCron(expression: string, tz = 'UTC'): Cron {
   checkZone(tz);
   const dayText = parts[hasSeconds ? 3 : 2] as string;
   const weekdayText = parts[hasSeconds ? 5 : 4] as string;
+  const fixedTime = !(parts[hasSeconds ? 1 : 0] as string).startsWith('*') && !(parts[hasSeconds ? 2 : 1] as string).startsWith('*');
   return {
     seconds: hasSeconds ? (sets[0] as Set<number>) : new Set([0]),
     minutes: minutes as Set<number>, hours: hours as Set<number>, days: days as Set<number>, months: months as Set<number>, weekdays,
-    anyDay: dayText === '*' || dayText === '?', anyWeekday: weekdayText === '*' || weekdayText === '?', hasSeconds, tz,
+    anyDay: dayText === '*' || dayText === '?', anyWeekday: weekdayText === '*' || weekdayText === '?', hasSeconds, fixedTime, tz,
   };
 }
 
@@ -123,13 +126,33 @@ export function nextTick(cron: Cron, afterMs: number): number {
   for (let i = 0; i < 200_000; i++) {
     const w = wall(t, cron.tz);
     const sinceMidnight = ((w.hour * 60 + w.minute) * 60 + w.second) * 1000;
-    if (!cron.months.has(w.month) || !dayMatches(cron, w)) { t += 86_400_000 - sinceMidnight; continue; }
+    if (!cron.months.has(w.month) || !dayMatches(cron, w)) {
+      // Towards the next local midnight, stopping short of it by DST_MARGIN first: on a day that DST shortens,
+      // 24 h less the wall time since midnight overshoots midnight (and skipped a tick at 00:00 of the next day).
+      const toMidnight = 86_400_000 - sinceMidnight;
+      t += toMidnight > DST_MARGIN ? toMidnight - DST_MARGIN : toMidnight;
+      continue;
+    }
     if (!cron.hours.has(w.hour)) { t += 3_600_000 - (w.minute * 60 + w.second) * 1000; continue; }
     if (!cron.minutes.has(w.minute)) { t += 60_000 - w.second * 1000; continue; }
     if (!cron.seconds.has(w.second)) { t += 1000; continue; }
+    if (cron.fixedTime && repeated(t, w, cron.tz)) { t += unit; continue; }
     return t;
   }
   throw new ValidationError('This cron expression never matches (e.g. 31 February)', 'expression');
+}
+
+/** More than any DST shift (at most 2 h, Antarctica/Troll). */
+const DST_MARGIN = 3 * 3_600_000;
+
+/** True when wall time `w` (at `t`) already came earlier that night: the second pass of an hour DST repeats. */
+function repeated(t: number, w: Wall, tz: string): boolean {
+  if (tz === 'UTC') return false;
+  for (const shift of [1_800_000, 3_600_000, 7_200_000]) {
+    const e = wall(t - shift, tz);
+    if (e.day === w.day && e.hour === w.hour && e.minute === w.minute && e.second === w.second) return true;
+  }
+  return false;
 }
 
 function dayMatches(cron: Cron, w: Wall): boolean {

@@ -47,13 +47,24 @@ export class RateWindow {
 export class RateGates<T> {
   readonly #clock: Clock;
   readonly #start: (item: T) => void;
+  readonly #canStart: () => boolean;
   readonly #gates = new Map<string, { window: RateWindow; waiting: T[]; timer: TimerHandle | undefined }>();
   #open = true;
+  #held = 0;
 
-  /** `start(item)` is called for each item once its key's window allows it. */
-  constructor(clock: Clock, start: (item: T) => void) {
+  /**
+   * `start(item)` is called for each item once its key's window allows it and `canStart()` (the worker has a
+   * free slot) says yes; a start refused for want of a slot waits for {@link resume}.
+   */
+  constructor(clock: Clock, start: (item: T) => void, canStart: () => boolean) {
     this.#clock = clock;
     this.#start = start;
+    this.#canStart = canStart;
+  }
+
+  /** Items held back now. */
+  get held(): number {
+    return this.#held;
   }
 
   /** Starts `item` now if `limit` allows, else when it does (in arrival order per key). */
@@ -61,12 +72,19 @@ export class RateGates<T> {
     let gate = this.#gates.get(key);
     if (gate === undefined) this.#gates.set(key, (gate = { window: new RateWindow(limit.max, limit.per), waiting: [], timer: undefined }));
     gate.waiting.push(item);
+    this.#held++;
     this.#drain(gate);
+  }
+
+  /** A slot freed: starts what the windows allow (gates waiting for their timer wait on). */
+  resume(): void {
+    for (const gate of this.#gates.values()) if (gate.timer === undefined) this.#drain(gate);
   }
 
   /** Stops starting anything: returns every item still held back, oldest first per key. */
   close(): T[] {
     this.#open = false;
+    this.#held = 0;
     return [...this.#gates.values()].flatMap((gate) => {
       if (gate.timer !== undefined) this.#clock.clearTimer(gate.timer);
       gate.timer = undefined;
@@ -75,12 +93,13 @@ export class RateGates<T> {
   }
 
   #drain(gate: { window: RateWindow; waiting: T[]; timer: TimerHandle | undefined }): void {
-    while (gate.waiting.length > 0 && this.#open) {
+    while (gate.waiting.length > 0 && this.#open && this.#canStart()) {
       const wait = gate.window.take(this.#clock.now());
       if (wait > 0) {
         gate.timer ??= this.#clock.setTimer(() => { gate.timer = undefined; this.#drain(gate); }, wait);
         return;
       }
+      this.#held--;
       this.#start(gate.waiting.shift() as T);
     }
   }

@@ -92,7 +92,7 @@ export class Worker extends EventEmitter {
     this.#host = host;
     this.#settings = settings;
     this.#outcome = { now: 0, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
-    this.#limits = new RateGates(host.clock, (delivery) => this.#start(delivery));
+    this.#limits = new RateGates(host.clock, (delivery) => this.#start(delivery), () => this.#running.size < settings.concurrency);
   }
 
   /** Tasks running now. */
@@ -190,8 +190,12 @@ export class Worker extends EventEmitter {
     // The worker no longer waits for it (also when it timed out or was revoked and its promise never settles).
     if (run.context !== undefined) endContext(run.context);
     this.#running.delete(run);
-    const d = this.#backlog.shift();
-    if (d !== undefined && this.#state === 'running') this.#admit(d);
+    if (this.#state === 'running') {
+      // Held back by a rate limit, they came first: then the backlog, into every free slot (a rate-limited
+      // delivery admitted from it waits in its gate without taking one).
+      if (this.#limits.held > 0) this.#limits.resume();
+      while (this.#running.size < this.#settings.concurrency && this.#backlog.length > 0) this.#admit(this.#backlog.shift() as Delivery);
+    }
     if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();
   }
 

@@ -50,6 +50,24 @@ export function compileSignature(sig: Signature, ctx: CompileContext): Batch {
 
 /** Compiles `workflow` to run, then `next` with its result. */
 export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | null = null, chordRef?: ChordRef): Compiled {
+  const compiled = build(workflow, ctx, next, chordRef);
+  if (!isSignature(workflow)) checkUnique(compiled.batch);
+  return compiled;
+}
+
+/**
+ * A task id may appear once in a workflow: the store skips an id it knows, so a signature used twice
+ * (`Array(3).fill(t.s())`) runs once, and a chord counting it twice never fires.
+ */
+function checkUnique(batch: Batch): void {
+  const seen = new Set<string>();
+  for (const { id, name } of taskIds(batch)) {
+    if (seen.has(id)) throw new ValidationError(`Signature "${name}" (id ${id}) appears twice in one workflow: make a fresh signature for each use (e.g. call .s() again)`, 'id');
+    seen.add(id);
+  }
+}
+
+function build(workflow: Workflow, ctx: CompileContext, next: Batch | null = null, chordRef?: ChordRef): Compiled {
   if (!isWorkflow(workflow)) throw new ValidationError('Expected a signature, chain, group or chord', 'workflow');
   if (isSignature(workflow)) {
     const message = toMessage(workflow, ctx, next, chordRef);
@@ -60,7 +78,7 @@ export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | n
     case 'group': return compileGroup(workflow.id, workflow.members, ctx, next, chordRef);
     case 'chord': {
       if (chordRef !== undefined) throw nested();
-      const callback = compile(workflow.callback, ctx, next);
+      const callback = build(workflow.callback, ctx, next);
       const members = compileGroup(workflow.id, workflow.group.members, ctx, callback.batch);
       return { batch: members.batch, handle: callback.handle };
     }
@@ -72,7 +90,7 @@ function compileChain(steps: readonly Workflow[], ctx: CompileContext, next: Bat
   let cont = next;
   let handle: HandleShape | undefined;
   for (let i = steps.length - 1; i >= 0; i--) {
-    const step = compile(steps[i] as Workflow, ctx, cont, i === steps.length - 1 ? chordRef : undefined);
+    const step = build(steps[i] as Workflow, ctx, cont, i === steps.length - 1 ? chordRef : undefined);
     handle ??= step.handle;
     cont = step.batch;
   }
@@ -83,13 +101,13 @@ function compileGroup(id: string, members: readonly Workflow[], ctx: CompileCont
   if (chordRef !== undefined) throw nested();
   if (!Array.isArray(members)) throw new ValidationError('Expected the members of a group or chord to be an array', 'members');
   if (next === null) {
-    const parts = members.map((m) => compile(m, ctx));
+    const parts = members.map((m) => build(m, ctx));
     return { batch: merge(parts.map((p) => p.batch)), handle: { kind: 'group', members: parts.map((p) => p.handle) } };
   }
   // A group followed by something is a chord: `next` runs once with every result.
   if (members.length === 0) return { batch: next, handle: { kind: 'group', members: [] } };
   const tail = taskIds(next).map((t) => t.id);
-  const parts = members.map((m, index) => compile(m, ctx, null, { id, index, tail }));
+  const parts = members.map((m, index) => build(m, ctx, null, { id, index, tail }));
   const batch = merge(parts.map((p) => p.batch));
   return {
     batch: { tasks: batch.tasks, chords: [...batch.chords, { id, count: members.length, callback: next }] },
@@ -127,7 +145,7 @@ function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chor
   check(sig.name, isName, where, 'name', 'a non-empty, well-formed string (no lone surrogates)');
   if (sig.onSuccess !== undefined && !Array.isArray(sig.onSuccess)) throw new ValidationError(`Expected \`onSuccess\` of ${where} to be an array of signatures`, 'onSuccess');
   if (sig.onError !== undefined && !Array.isArray(sig.onError)) throw new ValidationError(`Expected \`onError\` of ${where} to be an array of signatures`, 'onError');
-  const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => compile(s, ctx).batch));
+  const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => build(s, ctx).batch));
   const onSuccess = next === null ? userNext : userNext === null ? next : merge([userNext, next]);
   const message: Record<string, unknown> = {
     id,
@@ -148,7 +166,7 @@ function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chor
   if (sig.immutable === true) message['immutable'] = true;
   if (sig.headers !== undefined) message['headers'] = checkHeaders(sig.headers, where);
   if (onSuccess !== null) message['onSuccess'] = onSuccess;
-  if (sig.onError !== undefined && sig.onError.length > 0) message['onError'] = sig.onError.flatMap((s) => compile(s, ctx).batch.tasks);
+  if (sig.onError !== undefined && sig.onError.length > 0) message['onError'] = sig.onError.flatMap((s) => build(s, ctx).batch.tasks);
   if (chordRef !== undefined) message['chord'] = chordRef;
   return message as unknown as TaskMessage;
 }

@@ -69,7 +69,13 @@ export class BrokerCore {
   publish(batch: Batch): void {
     for (const spec of batch.chords) this.#chords.open(spec);
     for (const message of batch.tasks) {
-      if (this.#states.has(message.id) || this.#revoked.has(message.id)) continue;
+      if (this.#revoked.size > 0 && this.#revoked.has(message.id)) {
+        // Revoked before it was ever published (a later chain link, a chord callback): it never runs, and the rest
+        // of its workflow fails with it, as for a task revoked while queued, so no handle waits forever.
+        if (this.#states.get(message.id)?.state === 'REVOKED') this.#fail(message);
+        continue;
+      }
+      if (this.#states.has(message.id)) continue;
       this.#states.queued(message);
       this.#enqueue(message);
     }
