@@ -58,7 +58,12 @@ const WORKER_RULES = {
 };
 const TASK_RULES = {
   queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0), backoff: rules.object,
-  timeout: rules.number(1), rateLimit: rules.object,
+  timeout: rules.number(1),
+  rateLimit: {
+    expect: 'an object { max: an integer >= 1, per: a finite number of ms > 0 }',
+    test: (v: unknown) => typeof v === 'object' && v !== null && Number.isInteger((v as { max?: unknown }).max) && ((v as { max: number }).max >= 1)
+      && typeof (v as { per?: unknown }).per === 'number' && Number.isFinite((v as { per: number }).per) && (v as { per: number }).per > 0,
+  },
 };
 
 /**

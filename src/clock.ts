@@ -42,7 +42,7 @@ export class SystemClock implements Clock {
   }
   setTimer(fn: () => void, delayMs: number): TimerHandle {
     // Node fires delays above 2^31-1 ms after 1 ms: clamp (a TimerQueue re-arms when a timer fires early).
-    const timeout = setTimeout(fn, Math.min(MAX_DELAY, Math.max(0, delayMs)));
+    const timeout = setTimeout(fn, Math.min(MAX_DELAY, delayMs > 0 ? delayMs : 0)); // NaN: 0
     const handle: RealHandle = { id: this.#next++, timeout };
     return handle;
   }
@@ -96,7 +96,7 @@ export class FakeClock implements Clock {
 
   setTimer(fn: () => void, delayMs: number): TimerHandle {
     const timer: FakeTimer = { id: this.#next++, fn, cancelled: false };
-    this.#timers.push(this.#now + Math.max(0, delayMs), timer);
+    this.#timers.push(this.#now + (delayMs > 0 ? delayMs : 0), timer); // NaN: 0, as the real clock
     this.#byId.set(timer.id, timer);
     return { id: timer.id };
   }

@@ -44,3 +44,12 @@ export function describe(value: unknown): string {
   if (text.length > 60) text = `${text.slice(0, 57)}...`;
   return `\`${text}\` (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
 }
+
+/** A timeout option: a finite number of ms >= 0. */
+export function isDelay(ms: unknown): ms is number {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0;
+}
+
+export function badTimeout(where: string, value: unknown): ValidationError {
+  return new ValidationError(`Expected the \`timeout\` of ${where} to be a finite number of ms >= 0, got ${String(value)}`, 'timeout');
+}

@@ -5,6 +5,7 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { unpack } from './codec.js';
 import { AbortError, ChordError, fromErrorInfo, RevokedError, TaskFailedError, TimeoutError, type ErrorInfo } from './errors.js';
+import { badTimeout, isDelay } from './options.js';
 import { LinkedSet, type Linked } from './linked-set.js';
 import type { StateRecord, TaskState, Transport, WatchEvent } from './transport.js';
 
@@ -94,6 +95,7 @@ export class AsyncResult<T = unknown> {
    */
   get(options: GetOptions = NO_OPTIONS): Promise<T> {
     const ctx = this.#ctx;
+    if (options.timeout !== undefined && !isDelay(options.timeout)) return Promise.reject(badTimeout('get()', options.timeout));
     // A transport with the record at hand (in memory) answers now: a finished task settles the get() from its
     // record, with no waiter. (An aborted signal or a closed app wins: the waiter says so.)
     const atHand = options.signal?.aborted === true || ctx.closing.reason !== undefined ? null : ctx.transport.peekState(this.id);

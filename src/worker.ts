@@ -18,6 +18,7 @@ import { RateGates } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
 import { LinkedSet } from './linked-set.js';
+import { badTimeout, isDelay } from './options.js';
 import { abortRun, InlineContext, progressOf, signalOf, signatureOf, type Run } from './task-run.js';
 import { DONE, type Consumer, type Delivery, type Outcome, type TaskMessage, type Transport } from './transport.js';
 
@@ -118,6 +119,7 @@ export class Worker extends EventEmitter {
    * signals fire, and hands them back to the broker for another worker.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    if (options.timeout !== undefined && !isDelay(options.timeout)) throw badTimeout('stop()', options.timeout);
     if (this.#state === 'stopped' || this.#state === 'new') { this.#state = 'stopped'; return; }
     if (this.#state === 'stopping') return this.#waitIdle();
     this.#state = 'stopping';

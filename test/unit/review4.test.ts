@@ -125,4 +125,23 @@ describe('review 4', () => {
     await clock.advance(2000);
     expect(ran).toEqual(['limited 1', 'free', 'limited 2', 'limited 3']);
   });
+
+  // src/app.ts TASK_RULES: rateLimit was only checked to be an object: { max: 0 } made the window compute NaN and
+  // the limit silently did nothing. src/result.ts get() and worker.stop() took any timeout: NaN armed a FakeClock
+  // timer at NaN, and now() read NaN while it fired.
+  it('a bad rateLimit or timeout is refused with ValidationError; a NaN timer delay counts as 0', async () => {
+    const { app, clock } = setup();
+    for (const rateLimit of [{ max: 0, per: 1000 }, { max: 1.5, per: 1000 }, { max: 1, per: 0 }, { max: 1 }, { max: 1, per: Number.NaN }]) {
+      expect(() => app.task(`t${JSON.stringify(rateLimit)}`, () => 1, { rateLimit: rateLimit as { max: number; per: number } })).toThrow(ValidationError);
+    }
+    const r = await app.send(signature('add', [1]));
+    for (const timeout of [Number.NaN, -1, Number.POSITIVE_INFINITY]) await expect(r.get({ timeout })).rejects.toBeInstanceOf(ValidationError);
+    const worker = app.worker();
+    await worker.start();
+    await expect(worker.stop({ timeout: Number.NaN })).rejects.toBeInstanceOf(ValidationError);
+    let seen = -1;
+    clock.setTimer(() => { seen = clock.now(); }, Number.NaN);
+    await clock.advance(0);
+    expect(seen).toBe(clock.now());
+  });
 });
