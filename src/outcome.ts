@@ -77,11 +77,14 @@ export function finalFailure(message: TaskMessage, attempt: number, state: 'FAIL
   }
   // onError callbacks are for failures; a revoked task sends none.
   const onError = state === 'FAILURE' ? message.onError ?? [] : [];
+  // The chord whose ledger entry closes: this task's, or the one a later link of its chain belongs to (an
+  // earlier link of a member chain failed: left open, the entry would wait for that member forever).
+  const closes = message.chord ?? chords.find((ref) => !inner.has(ref.id));
   return {
     records: [...byId.values()],
     publish: onError.length === 0 ? null : { tasks: onError.map((t) => ({ ...t, args: prependArg(t.args, error.message) })), chords: [] },
     retry: null,
-    chord: message.chord === undefined ? null : { ref: message.chord, result: null },
+    chord: closes === undefined ? null : { ref: closes, result: null },
   };
 }
 

@@ -5,6 +5,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { App, chain, chord, FakeClock, group, RevokedError, signature, ValidationError } from '../../src/index.js';
 import { nextTick, parseCron } from '../../src/cron.js';
+import { finalFailure } from '../../src/outcome.js';
+import type { TaskMessage } from '../../src/transport.js';
+import { compile } from '../../src/workflow.js';
+import { BrokerCore } from '../../transports/memory/broker-core.js';
 
 const apps: App[] = [];
 afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
@@ -143,5 +147,22 @@ describe('review 4', () => {
     clock.setTimer(() => { seen = clock.now(); }, Number.NaN);
     await clock.advance(0);
     expect(seen).toBe(clock.now());
+  });
+
+  // src/outcome.ts finalFailure: when an earlier link of a chord member's chain failed, the outcome carried no chord
+  // (only the failing task's own), so the chord's ledger entry stayed open for good: a leak, kept in TCP snapshots.
+  it('an earlier link of a member chain failing closes the chord in the ledger', () => {
+    const ctx = { defaultQueue: 'q', now: 1_000, defaults: () => undefined };
+    const member = chain(signature('first'), signature('last'));
+    const { batch } = compile(chord([member, signature('other')], signature('cb')), ctx);
+    const first = batch.tasks.find((t) => t.name === 'first') as TaskMessage;
+    const last = first.onSuccess?.tasks[0] as TaskMessage;
+    expect(first.chord).toBeUndefined();
+    const outcome = finalFailure(first, 1, 'FAILURE', { code: 'ERR_TASK_FAILED', name: 'Error', message: 'boom' }, { now: 2_000, resultsExpireIn: 1_000, rng: () => 0 });
+    expect(outcome.chord).toEqual({ ref: last.chord, result: null });
+    const core = new BrokerCore(new FakeClock(1_000));
+    core.publish(batch);
+    core.apply(outcome);
+    expect(core.snapshot().chords).toEqual([]);
   });
 });
