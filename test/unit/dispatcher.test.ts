@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { packArgs } from '../../src/codec.js';
 import type { TaskMessage } from '../../src/transport.js';
 import { Dispatcher } from '../../transports/memory/dispatcher.js';
+import { Unacked } from '../../transports/memory/unacked.js';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => { for (const c of cleanup.splice(0)) c(); });
@@ -57,3 +58,30 @@ describe('Dispatcher pass interrupted by a consumer whose deliver throws', () =>
   });
 });
 
+
+describe('Unacked (the dispatcher\'s deliveries by tag)', () => {
+  it('agrees with a Map under random sets and deletes, and lists entries oldest tag first', () => {
+    let seed = 7;
+    const random = (): number => { seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31; return seed / 2 ** 31; };
+    const model = new Map<number, string>();
+    const unacked = new Unacked<string>();
+    let next = 1;
+    for (let step = 0; step < 5_000; step++) {
+      const live = [...model.keys()];
+      if (live.length === 0 || random() < 0.5) {
+        const tag = next++;
+        model.set(tag, `v${tag}`);
+        unacked.set(tag, `v${tag}`);
+      } else {
+        // Mostly the newest (a synchronous task settling at once), sometimes any, sometimes one already gone.
+        const r = random();
+        const tag = r < 0.6 ? (live.at(-1) as number) : r < 0.9 ? (live[Math.floor(random() * live.length)] as number) : next + 5;
+        expect(unacked.delete(tag)).toBe(model.delete(tag));
+      }
+      const probe = 1 + Math.floor(random() * next);
+      expect(unacked.get(probe)).toBe(model.get(probe));
+    }
+    expect(unacked.entries()).toEqual([...model].sort((a, b) => a[0] - b[0]));
+    expect(unacked.values()).toEqual([...model].sort((a, b) => a[0] - b[0]).map(([, v]) => v));
+  });
+});

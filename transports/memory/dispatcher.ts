@@ -7,6 +7,7 @@
  */
 import type { ConsumeSpec, ConsumerHandler, DeliveryTag, TaskMessage } from '../../src/transport.js';
 import { ReadyQueue } from './ready-queue.js';
+import { Unacked } from './unacked.js';
 
 /** A ready or delivered task and what the broker knows about its deliveries. */
 export interface Entry {
@@ -62,7 +63,7 @@ export class Dispatcher {
   readonly #queues = new Map<string, QueueState>();
   readonly #consumers = new Map<number, ConsumerState>();
   /** Unacked deliveries, each entry's `holder` its consumer. */
-  readonly #deliveries = new Map<DeliveryTag, Entry>();
+  readonly #deliveries = new Unacked<Entry>();
   #dirty = new Set<QueueState>();
   #spare = new Set<QueueState>();
   #scheduled = false;
@@ -104,7 +105,7 @@ export class Dispatcher {
     if (consumer === undefined) return;
     this.#consumers.delete(consumerId);
     for (const q of consumer.states) q.consumers = q.consumers.filter((c) => c !== consumer);
-    const back = [...this.#deliveries].filter(([, e]) => e.holder === consumer).sort((a, b) => b[0] - a[0]);
+    const back = this.#deliveries.entries().filter(([, e]) => e.holder === consumer).sort((a, b) => b[0] - a[0]);
     for (const [tag] of back) this.requeue(tag);
   }
 
