@@ -135,44 +135,50 @@ export function taskIds(batch: Batch, out: Array<{ id: string; name: string }> =
 }
 
 function toMessage(sig: Signature, ctx: CompileContext, next: Batch | null, chordRef: ChordRef | undefined): TaskMessage {
-  const d = ctx.defaults(sig.name) ?? {};
-  const where = `signature "${sig.name}"`;
+  const d = ctx.defaults(sig.name) ?? NO_DEFAULTS;
   const id = sig.id ?? '';
-  if (typeof id !== 'string' || id === '') throw new ValidationError(`Expected ${where} to have a non-empty string id`, 'id');
+  if (typeof id !== 'string' || id === '') throw new ValidationError(`Expected ${nameOf(sig)} to have a non-empty string id`, 'id');
   // Ids, names and queues are keys: a lone UTF-16 surrogate cannot cross a wire as UTF-8 without becoming U+FFFD
   // (two ids would then collide), so it is refused here, for every transport alike.
-  check(id, isName, where, 'id', 'a well-formed string (no lone surrogates)');
-  check(sig.name, isName, where, 'name', 'a non-empty, well-formed string (no lone surrogates)');
-  if (sig.onSuccess !== undefined && !Array.isArray(sig.onSuccess)) throw new ValidationError(`Expected \`onSuccess\` of ${where} to be an array of signatures`, 'onSuccess');
-  if (sig.onError !== undefined && !Array.isArray(sig.onError)) throw new ValidationError(`Expected \`onError\` of ${where} to be an array of signatures`, 'onError');
+  check(id, isName, sig, 'id', 'a well-formed string (no lone surrogates)');
+  check(sig.name, isName, sig, 'name', 'a non-empty, well-formed string (no lone surrogates)');
+  if (sig.onSuccess !== undefined && !Array.isArray(sig.onSuccess)) throw new ValidationError(`Expected \`onSuccess\` of ${nameOf(sig)} to be an array of signatures`, 'onSuccess');
+  if (sig.onError !== undefined && !Array.isArray(sig.onError)) throw new ValidationError(`Expected \`onError\` of ${nameOf(sig)} to be an array of signatures`, 'onError');
   const userNext = sig.onSuccess === undefined ? null : merge(sig.onSuccess.map((s) => build(s, ctx).batch));
   const onSuccess = next === null ? userNext : userNext === null ? next : merge([userNext, next]);
   const message: Record<string, unknown> = {
     id,
     name: sig.name,
     args: packArgs(sig.args ?? []),
-    queue: check(sig.queue ?? d.queue ?? ctx.defaultQueue, isName, where, 'queue', 'a non-empty, well-formed string'),
-    priority: check(sig.priority ?? d.priority ?? 0, Number.isInteger, where, 'priority', 'an integer'),
-    eta: check(sig.eta ?? 0, isTime, where, 'eta', 'epoch ms (a finite number >= 0)'),
-    retries: check(sig.retries ?? d.retries ?? 0, isCount, where, 'retries', 'an integer >= 0'),
+    queue: check(sig.queue ?? d.queue ?? ctx.defaultQueue, isName, sig, 'queue', 'a non-empty, well-formed string'),
+    priority: check(sig.priority ?? d.priority ?? 0, Number.isInteger, sig, 'priority', 'an integer'),
+    eta: check(sig.eta ?? 0, isTime, sig, 'eta', 'epoch ms (a finite number >= 0)'),
+    retries: check(sig.retries ?? d.retries ?? 0, isCount, sig, 'retries', 'an integer >= 0'),
     attempt: 0,
     createdAt: ctx.now,
   };
   const backoff = sig.backoff ?? d.backoff;
-  if (backoff !== undefined) message['backoff'] = checkBackoff(backoff, where);
+  if (backoff !== undefined) message['backoff'] = checkBackoff(backoff, sig);
   const timeout = sig.timeout ?? d.timeout;
-  if (timeout !== undefined) message['timeout'] = check(timeout, isPositive, where, 'timeout', 'a number of ms > 0');
-  if (sig.expires !== undefined) message['expires'] = check(sig.expires, isTime, where, 'expires', 'epoch ms');
+  if (timeout !== undefined) message['timeout'] = check(timeout, isPositive, sig, 'timeout', 'a number of ms > 0');
+  if (sig.expires !== undefined) message['expires'] = check(sig.expires, isTime, sig, 'expires', 'epoch ms');
   if (sig.immutable === true) message['immutable'] = true;
-  if (sig.headers !== undefined) message['headers'] = checkHeaders(sig.headers, where);
+  if (sig.headers !== undefined) message['headers'] = checkHeaders(sig.headers, sig);
   if (onSuccess !== null) message['onSuccess'] = onSuccess;
   if (sig.onError !== undefined && sig.onError.length > 0) message['onError'] = sig.onError.flatMap((s) => build(s, ctx).batch.tasks);
   if (chordRef !== undefined) message['chord'] = chordRef;
   return message as unknown as TaskMessage;
 }
 
-function check<T>(value: T, ok: (v: T) => boolean, where: string, field: string, expect: string): T {
-  if (!ok(value)) throw new ValidationError(`Expected \`${field}\` of ${where} to be ${expect}, got ${JSON.stringify(value) ?? String(value)}`, field);
+/** How error messages name a signature (built only when one is thrown, not per message sent). */
+function nameOf(sig: Signature): string {
+  return `signature "${String(sig.name)}"`;
+}
+
+const NO_DEFAULTS: TaskDefaults = Object.freeze({});
+
+function check<T>(value: T, ok: (v: T) => boolean, sig: Signature, field: string, expect: string): T {
+  if (!ok(value)) throw new ValidationError(`Expected \`${field}\` of ${nameOf(sig)} to be ${expect}, got ${JSON.stringify(value) ?? String(value)}`, field);
   return value;
 }
 
@@ -182,20 +188,20 @@ const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite
 const isCount = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
 const isPositive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
-function checkBackoff(b: Backoff, where: string): Backoff {
+function checkBackoff(b: Backoff, sig: Signature): Backoff {
   if (typeof b !== 'object' || b === null || !['fixed', 'exponential', 'fibonacci'].includes(b.type)) {
-    throw new ValidationError(`Expected \`backoff.type\` of ${where} to be "fixed", "exponential" or "fibonacci"`, 'backoff.type');
+    throw new ValidationError(`Expected \`backoff.type\` of ${nameOf(sig)} to be "fixed", "exponential" or "fibonacci"`, 'backoff.type');
   }
-  check(b.delay, isTime, where, 'backoff.delay', 'a number of ms >= 0');
-  if (b.maxDelay !== undefined) check(b.maxDelay, isTime, where, 'backoff.maxDelay', 'a number of ms >= 0');
+  check(b.delay, isTime, sig, 'backoff.delay', 'a number of ms >= 0');
+  if (b.maxDelay !== undefined) check(b.maxDelay, isTime, sig, 'backoff.maxDelay', 'a number of ms >= 0');
   return { ...b };
 }
 
-function checkHeaders(headers: Readonly<Record<string, string>>, where: string): Record<string, string> {
-  if (typeof headers !== 'object' || headers === null) throw new ValidationError(`Expected \`headers\` of ${where} to be an object of strings`, 'headers');
+function checkHeaders(headers: Readonly<Record<string, string>>, sig: Signature): Record<string, string> {
+  if (typeof headers !== 'object' || headers === null) throw new ValidationError(`Expected \`headers\` of ${nameOf(sig)} to be an object of strings`, 'headers');
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) {
-    if (typeof v !== 'string') throw new ValidationError(`Expected header \`${k}\` of ${where} to be a string, got ${typeof v}`, `headers.${k}`);
+    if (typeof v !== 'string') throw new ValidationError(`Expected header \`${k}\` of ${nameOf(sig)} to be a string, got ${typeof v}`, `headers.${k}`);
     out[k] = v;
   }
   return out;
