@@ -15,14 +15,22 @@ export interface TimerHandle {
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
-  /** Runs `fn` once after `delayMs`. The handle may be passed to `clearTimer`. */
-  setTimer(fn: () => void, delayMs: number): TimerHandle;
+  /**
+   * Runs `fn` once after `delayMs`. The handle may be passed to `clearTimer`.
+   * `keepAlive: false`: the timer alone does not keep the process running (housekeeping, e.g. retiring idle threads).
+   */
+  setTimer(fn: () => void, delayMs: number, options?: TimerOptions): TimerHandle;
   clearTimer(handle: TimerHandle): void;
   /**
    * Tells the clock about asynchronous work started by a timer or a delivery,
    * so that `FakeClock.advance` can wait for it. The real clock ignores it.
    */
   track(work: Promise<unknown>): void;
+}
+
+export interface TimerOptions {
+  /** Default true (as `setTimeout`); false: as an unref'd timer. */
+  readonly keepAlive?: boolean;
 }
 
 const MAX_DELAY = 2 ** 31 - 1;
@@ -40,9 +48,10 @@ export class SystemClock implements Clock {
   now(): number {
     return Date.now();
   }
-  setTimer(fn: () => void, delayMs: number): TimerHandle {
+  setTimer(fn: () => void, delayMs: number, options?: TimerOptions): TimerHandle {
     // Node fires delays above 2^31-1 ms after 1 ms: clamp (a TimerQueue re-arms when a timer fires early).
     const timeout = setTimeout(fn, Math.min(MAX_DELAY, delayMs > 0 ? delayMs : 0)); // NaN: 0
+    if (options?.keepAlive === false) timeout.unref();
     const handle: RealHandle = { id: this.#next++, timeout };
     return handle;
   }

@@ -8,7 +8,7 @@ export { Worker, type StopOptions, type TaskEvent } from './worker.js';
 export { signature, chain, group, chord, type Signature, type SignatureOptions, type Chain, type Group, type Chord, type Workflow, type TaskRef, type PrefixOf } from './signature.js';
 export type { TaskOptions, ModuleTaskSpec } from './registry.js';
 export { currentTask, type TaskContext } from './context.js';
-export { FakeClock, SystemClock, systemClock, type Clock, type TimerHandle } from './clock.js';
+export { FakeClock, SystemClock, systemClock, type Clock, type TimerHandle, type TimerOptions } from './clock.js';
 export { seededRng, type Rng } from './rng.js';
 export { backoffDelay, fibonacci, DEFAULT_BACKOFF } from './backoff.js';
 export { pack, unpack, type Packed, type Value } from './codec.js';

@@ -3,20 +3,22 @@
  * single clock timer is armed for the earliest. A million delayed tasks cost
  * a million heap slots, not a million `setTimeout`s.
  */
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle, TimerOptions } from './clock.js';
 import { Heap } from './heap.js';
 
 export class TimerQueue<T> {
   readonly #clock: Clock;
   readonly #fire: (item: T) => void;
   readonly #heap = new Heap<T>();
+  readonly #timerOptions: TimerOptions | undefined;
   #timer: TimerHandle | undefined;
   #armedFor = Infinity;
 
-  /** `fire` is called for each item once its due time has come, in due order. */
-  constructor(clock: Clock, fire: (item: T) => void) {
+  /** `fire` is called for each item once its due time has come, in due order; `timerOptions` go to the clock's timer. */
+  constructor(clock: Clock, fire: (item: T) => void, timerOptions?: TimerOptions) {
     this.#clock = clock;
     this.#fire = fire;
+    this.#timerOptions = timerOptions;
   }
 
   get size(): number {
@@ -50,7 +52,7 @@ export class TimerQueue<T> {
     const due = this.#heap.peekKey();
     if (due === Infinity) return;
     this.#armedFor = due;
-    this.#timer = this.#clock.setTimer(() => this.#run(), due - this.#clock.now());
+    this.#timer = this.#clock.setTimer(() => this.#run(), due - this.#clock.now(), this.#timerOptions);
   }
 
   #disarm(): void {

@@ -9,7 +9,8 @@ import { DISPATCHED, type PoolThread, type Task } from './task.js';
  * started fail (`crashed`), the others go back to the queue in their order
  * (`requeue`). A thread that died unexpectedly before starting anything (e.g.
  * while loading its module) takes its first task with it, so a broken module
- * cannot make the pool respawn threads forever.
+ * cannot make the pool respawn threads forever. A posted task with a transfer
+ * list fails too: its buffers went to the dead thread, so it cannot be re-sent.
  */
 export function sortOutDeadThread(thread: PoolThread, started: number, expected: boolean): { crashed: Task[]; requeue: Task[] } {
   const crashed: Task[] = [];
@@ -20,6 +21,8 @@ export function sortOutDeadThread(thread: PoolThread, started: number, expected:
     if (task.state !== DISPATCHED) continue;
     if ((task.seq >= 0 && task.seq < started) || (blame && task.seq >= 0)) {
       blame = false;
+      crashed.push(task);
+    } else if (task.seq >= 0 && task.transfer !== undefined) {
       crashed.push(task);
     } else {
       requeue.push(task);

@@ -12,7 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.js';
-import { AbortError, ClosedError, QueueFullError, ThreadCrashedError, TimeoutError, fromErrorInfo, type ErrorInfo } from '../errors.js';
+import { AbortError, ClosedError, QueueFullError, ThreadCrashedError, TimeoutError, ValidationError, fromErrorInfo, type ErrorInfo } from '../errors.js';
 import { TimerQueue } from '../timer-queue.js';
 import { LatencyHistogram, type LatencyStats } from './latency.js';
 import { ABORT_SIGNAL, ABORT_TIMEOUT, OP_ABORT, OP_RUN, REPLY_STRIDE, ST_ERROR, ST_OK, ST_PROGRESS } from './protocol.js';
@@ -49,6 +49,9 @@ export interface PoolStats {
   readonly latency: LatencyStats;
 }
 
+/** Retiring idle threads is housekeeping: its timer does not keep the process alive (the threads are unref'd when idle). */
+const IDLE_TIMER = Object.freeze({ keepAlive: false });
+
 /** Sync time per task (ms) that a pipeline of `depth` should cover: a few round trips. */
 const PIPELINE_MS = 0.3;
 const MIN_DEPTH = 2;
@@ -72,24 +75,28 @@ export class PoolEngine {
   readonly #graces: TimerQueue<Grace>;
   readonly #idle: TimerQueue<IdleMark>;
   #staleTimeouts = 0;
+  /** Unsettled tasks that have a timeout: at 0 the deadline heap is cleared, so no timer stays armed for settled tasks. */
+  #timed = 0;
   #completed = 0;
   #failed = 0;
   readonly #latency = new LatencyHistogram();
   #closing = false;
   #force = false;
   #closed: (() => void) | undefined;
+  /** The one promise every `close()` returns (a forced close after a graceful one must settle both). */
+  #done: Promise<void> | undefined;
 
   constructor(options: EngineOptions) {
     this.#o = options;
     this.#timeouts = new TimerQueue(options.clock, (task) => this.abort(task, ABORT_TIMEOUT));
     this.#graces = new TimerQueue(options.clock, (g) => this.#watchdog(g));
-    this.#idle = new TimerQueue(options.clock, (m) => { if (m.thread.idleEpoch === m.epoch && m.thread.inFlight === 0) this.#retire(m.thread, 'it was idle'); });
+    this.#idle = new TimerQueue(options.clock, (m) => { if (m.thread.idleEpoch === m.epoch && m.thread.inFlight === 0) this.#retire(m.thread, 'it was idle'); }, IDLE_TIMER);
   }
 
   /** Takes a task whose promise is set up; settles it eventually, whatever happens. */
   submit(task: Task): void {
     if (this.#queued === 0) {
-      const thread = this.#pick();
+      const thread = this.#pick(task);
       if (thread !== undefined) {
         this.#assign(thread, task);
         this.#watch(task);
@@ -153,7 +160,7 @@ export class PoolEngine {
   close(force: boolean): Promise<void> {
     this.#closing = true;
     this.#force ||= force;
-    const done = new Promise<void>((resolve) => { this.#closed = resolve; });
+    const done = (this.#done ??= new Promise<void>((resolve) => { this.#closed = resolve; }));
     if (force) {
       for (let task = this.#queue.shift(); task !== undefined; task = this.#queue.shift()) {
         if (task.state === QUEUED) this.#settle(task, false, new ClosedError('The thread pool'));
@@ -168,7 +175,10 @@ export class PoolEngine {
   }
 
   #watch(task: Task): void {
-    if (task.timeout !== Infinity) this.#timeouts.add(this.#o.clock.now() + task.timeout, task);
+    if (task.timeout !== Infinity) {
+      this.#timed++;
+      this.#timeouts.add(this.#o.clock.now() + task.timeout, task);
+    }
     if (task.signal !== undefined) {
       task.onAbort = () => this.abort(task, ABORT_SIGNAL);
       task.signal.addEventListener('abort', task.onAbort, { once: true });
@@ -178,7 +188,11 @@ export class PoolEngine {
   #settle(task: Task, ok: boolean, value: unknown, now = performance.now()): void {
     task.state = SETTLED;
     if (task.onAbort !== undefined) task.signal?.removeEventListener('abort', task.onAbort);
-    if (task.timeout !== Infinity && ++this.#staleTimeouts > 1024 && this.#staleTimeouts * 2 > this.#timeouts.size) {
+    if (task.timeout !== Infinity && --this.#timed === 0) {
+      // no task waits on a deadline: disarm, so an idle pool keeps no timer (and so the process) alive
+      this.#timeouts.clear();
+      this.#staleTimeouts = 0;
+    } else if (task.timeout !== Infinity && ++this.#staleTimeouts > 1024 && this.#staleTimeouts * 2 > this.#timeouts.size) {
       // settled tasks wait in the deadline heap until their time; drop them before they pile up
       this.#timeouts.filter((t) => t.state !== SETTLED);
       this.#staleTimeouts = 0;
@@ -187,10 +201,15 @@ export class PoolEngine {
     if (ok) { this.#completed++; task.resolve(value); } else { this.#failed++; task.reject(value); }
   }
 
-  /** An idle thread, else a new one (below `size`), else the least loaded one with room. */
-  #pick(): PoolThread | undefined {
+  /**
+   * An idle thread, else a new one (below `size`), else the least loaded one with room.
+   * A task with a transfer list goes only to an idle or new thread: its buffers leave
+   * with it, so it must not wait behind another task that may crash the thread (it
+   * could not be requeued).
+   */
+  #pick(task: Task): PoolThread | undefined {
     let best: PoolThread | undefined;
-    let load = this.#depth;
+    let load = task.transfer === undefined ? this.#depth : 1;
     for (const thread of this.#threads) {
       if (thread.inFlight === 0) return thread;
       if (thread.inFlight < load) { best = thread; load = thread.inFlight; }
@@ -257,7 +276,7 @@ export class PoolEngine {
     } catch (err) {
       thread.release(task.slot);
       const reason = err instanceof Error ? err.message : String(err);
-      if (task.state === DISPATCHED) this.#settle(task, false, new TypeError(`The arguments of pool task "${task.name}" could not be sent to a thread: ${reason}. Pass plain data (JSON values, Uint8Array, ArrayBuffer)`));
+      if (task.state === DISPATCHED) this.#settle(task, false, new ValidationError(`The arguments of pool task "${task.name}" could not be sent to a thread: ${reason}. Pass plain data (JSON values, Uint8Array, ArrayBuffer)`, 'args'));
     }
   }
 
@@ -293,8 +312,10 @@ export class PoolEngine {
 
   #refill(thread: PoolThread): void {
     while (this.#queued > 0 && !thread.retiring && thread.inFlight < this.#depth) {
-      const task = this.#queue.shift() as Task;
-      if (task.state !== QUEUED) continue;
+      const task = this.#queue.peek() as Task;
+      if (task.state !== QUEUED) { this.#queue.shift(); continue; }
+      if (task.transfer !== undefined && thread.inFlight > 0) return; // waits for an idle thread (see #pick)
+      this.#queue.shift();
       this.#queued--;
       this.#assign(thread, task);
     }

@@ -42,6 +42,10 @@ let out: unknown[] = [0];
 let outTransfer: TransferListItem[] = [];
 let flushQueued = false;
 
+// process.exit() in a task (or a crash) ends the thread mid-batch: send the results of the
+// tasks that finished before it, so only the task that was running fails.
+process.on('exit', flush);
+
 port.on('message', (message: unknown[]) => {
   if (message[0] === OP_RUN) runBatch(message);
   else if (message[0] === OP_ABORT) abortTask(message[1] as number, message[2] as number);
