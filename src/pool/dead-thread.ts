@@ -9,11 +9,13 @@ import { DISPATCHED, type PoolThread, type Task } from './task.js';
  * started fail (`crashed`), the others go back to the queue in their order
  * (`requeue`). A thread that died unexpectedly before starting anything (e.g.
  * while loading its module) takes its first task with it, so a broken module
- * cannot make the pool respawn threads forever. A posted task with a transfer
- * list fails too: its buffers went to the dead thread, so it cannot be re-sent.
+ * cannot make the pool respawn threads forever. A task posted with a transfer
+ * list and not started is `lost`: its buffers went to the dead thread, so it
+ * cannot be re-sent (it fails; tasks stay pipelined, transfers or not).
  */
-export function sortOutDeadThread(thread: PoolThread, started: number, expected: boolean): { crashed: Task[]; requeue: Task[] } {
+export function sortOutDeadThread(thread: PoolThread, started: number, expected: boolean): { crashed: Task[]; lost: Task[]; requeue: Task[] } {
   const crashed: Task[] = [];
+  const lost: Task[] = [];
   const requeue: Task[] = [];
   let blame = !expected && started === 0;
   for (const task of thread.held()) {
@@ -23,12 +25,18 @@ export function sortOutDeadThread(thread: PoolThread, started: number, expected:
       blame = false;
       crashed.push(task);
     } else if (task.seq >= 0 && task.transfer !== undefined) {
-      crashed.push(task);
+      lost.push(task);
     } else {
       requeue.push(task);
     }
   }
-  return { crashed, requeue };
+  return { crashed, lost, requeue };
+}
+
+/** The message of the `ThreadCrashedError` a task sent with a transfer list fails with when its thread died before starting it. */
+export function lostMessage(thread: PoolThread, task: Task, code: number, expected: boolean): string {
+  const why = expected ? `was terminated because ${thread.retireReason ?? 'the pool stopped it'}` : `exited with code ${code}`;
+  return `Task "${task.name}" waited on pool thread #${thread.id}, which ${why} before starting it; its transfer list had moved its buffers to that thread, so it cannot be sent again: run it again with fresh buffers`;
 }
 
 /** The message of the `ThreadCrashedError` a task of a dead thread fails with. */

@@ -17,7 +17,7 @@ import { TimerQueue } from '../timer-queue.js';
 import { LatencyHistogram, type LatencyStats } from './latency.js';
 import { ABORT_SIGNAL, ABORT_TIMEOUT, OP_ABORT, OP_RUN, REPLY_STRIDE, ST_ERROR, ST_OK, ST_PROGRESS } from './protocol.js';
 import { RingQueue } from './ring-queue.js';
-import { crashMessage, sortOutDeadThread } from './dead-thread.js';
+import { crashMessage, lostMessage, sortOutDeadThread } from './dead-thread.js';
 import { DISPATCHED, PoolThread, QUEUED, SETTLED, Task } from './task.js';
 import type { ThreadFactory } from './thread-handle.js';
 
@@ -96,7 +96,7 @@ export class PoolEngine {
   /** Takes a task whose promise is set up; settles it eventually, whatever happens. */
   submit(task: Task): void {
     if (this.#queued === 0) {
-      const thread = this.#pick(task);
+      const thread = this.#pick();
       if (thread !== undefined) {
         this.#assign(thread, task);
         this.#watch(task);
@@ -201,15 +201,10 @@ export class PoolEngine {
     if (ok) { this.#completed++; task.resolve(value); } else { this.#failed++; task.reject(value); }
   }
 
-  /**
-   * An idle thread, else a new one (below `size`), else the least loaded one with room.
-   * A task with a transfer list goes only to an idle or new thread: its buffers leave
-   * with it, so it must not wait behind another task that may crash the thread (it
-   * could not be requeued).
-   */
-  #pick(task: Task): PoolThread | undefined {
+  /** An idle thread, else a new one (below `size`), else the least loaded one with room. */
+  #pick(): PoolThread | undefined {
     let best: PoolThread | undefined;
-    let load = task.transfer === undefined ? this.#depth : 1;
+    let load = this.#depth;
     for (const thread of this.#threads) {
       if (thread.inFlight === 0) return thread;
       if (thread.inFlight < load) { best = thread; load = thread.inFlight; }
@@ -312,10 +307,8 @@ export class PoolEngine {
 
   #refill(thread: PoolThread): void {
     while (this.#queued > 0 && !thread.retiring && thread.inFlight < this.#depth) {
-      const task = this.#queue.peek() as Task;
-      if (task.state !== QUEUED) { this.#queue.shift(); continue; }
-      if (task.transfer !== undefined && thread.inFlight > 0) return; // waits for an idle thread (see #pick)
-      this.#queue.shift();
+      const task = this.#queue.shift() as Task;
+      if (task.state !== QUEUED) continue;
       this.#queued--;
       this.#assign(thread, task);
     }
@@ -353,8 +346,9 @@ export class PoolEngine {
       if (index >= 0) this.#threads.splice(index, 1);
     }
     this.#dying.delete(thread);
-    const { crashed, requeue } = sortOutDeadThread(thread, thread.handle?.started() ?? 0, expected);
+    const { crashed, lost, requeue } = sortOutDeadThread(thread, thread.handle?.started() ?? 0, expected);
     for (const task of crashed) this.#settle(task, false, new ThreadCrashedError(crashMessage(thread, task, code, expected)));
+    for (const task of lost) this.#settle(task, false, new ThreadCrashedError(lostMessage(thread, task, code, expected)));
     for (let i = requeue.length - 1; i >= 0; i--) {
       const task = requeue[i] as Task;
       task.state = QUEUED;
