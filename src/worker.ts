@@ -78,6 +78,8 @@ export class Worker extends EventEmitter {
   #runner: ModuleRunner | undefined;
   /** Settles sent to the transport and not yet confirmed. */
   #settling = 0;
+  /** True while #next fills free slots (a task ending inside that loop leaves the filling to it). */
+  #filling = false;
   /** Deliveries of tasks with a `rateLimit`, held back until their window allows a start. */
   readonly #limits: RateGates<Delivery>;
   /** What outcomes are computed with: one object, its `now` set before each use (see #context()). */
@@ -192,11 +194,22 @@ export class Worker extends EventEmitter {
     // The worker no longer waits for it (also when it timed out or was revoked and its promise never settles).
     if (run.context !== undefined) endContext(run.context);
     this.#running.delete(run);
-    if (this.#state === 'running') {
-      // Held back by a rate limit, they came first: then the backlog, into every free slot (a rate-limited
-      // delivery admitted from it waits in its gate without taking one).
-      if (this.#limits.held > 0) this.#limits.resume();
-      while (this.#running.size < this.#settings.concurrency && this.#backlog.length > 0) this.#admit(this.#backlog.shift() as Delivery);
+    // A synchronous task started from here ends inside #admit and calls #next again: that inner call only frees its
+    // slot, and this loop fills it. (Filling from each inner call nested one call per task of the backlog: a few
+    // thousand synchronous tasks in it overflowed the stack and left the worker stuck with one task "running".)
+    if (this.#state === 'running' && !this.#filling) {
+      this.#filling = true;
+      try {
+        for (;;) {
+          // Held back by a rate limit, they come first: then the backlog, into every free slot (a rate-limited
+          // delivery admitted from it waits in its gate without taking one).
+          if (this.#limits.held > 0) this.#limits.resume();
+          if (this.#state !== 'running' || this.#running.size >= this.#settings.concurrency || this.#backlog.length === 0) break;
+          this.#admit(this.#backlog.shift() as Delivery);
+        }
+      } finally {
+        this.#filling = false;
+      }
     }
     if (this.#running.size === 0 && this.#settling === 0) this.#idle?.();
   }

@@ -45,13 +45,16 @@ const NO_CHORDS: readonly ChordSpec[] = Object.freeze([]);
  * lone signature, without the handle shape: `App.send` makes the handle from the message.)
  */
 export function compileSignature(sig: Signature, ctx: CompileContext): Batch {
-  return { tasks: [toMessage(sig, ctx, null, undefined)], chords: NO_CHORDS };
+  const batch: Batch = { tasks: [toMessage(sig, ctx, null, undefined)], chords: NO_CHORDS };
+  // Its onSuccess is a workflow too (a chord there counting one signature twice would never fire).
+  if (sig.onSuccess !== undefined) checkUnique(batch);
+  return batch;
 }
 
 /** Compiles `workflow` to run, then `next` with its result. */
 export function compile(workflow: Workflow, ctx: CompileContext, next: Batch | null = null, chordRef?: ChordRef): Compiled {
   const compiled = build(workflow, ctx, next, chordRef);
-  if (!isSignature(workflow)) checkUnique(compiled.batch);
+  if (!isSignature(workflow) || workflow.onSuccess !== undefined) checkUnique(compiled.batch);
   return compiled;
 }
 

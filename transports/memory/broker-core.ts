@@ -104,7 +104,15 @@ export class BrokerCore {
     for (const record of outcome.records) this.#states.putUnlessFinal(record);
     const retry = outcome.retry;
     const retryState = retry === null ? undefined : this.#states.get(retry.id)?.state;
-    if (retry !== null && !this.#revoked.has(retry.id) && (retryState === undefined || !isFinal(retryState))) this.#enqueue(retry);
+    if (retry !== null) {
+      if (!this.#revoked.has(retry.id)) {
+        if (retryState === undefined || !isFinal(retryState)) this.#enqueue(retry);
+      } else if (retryState !== 'SUCCESS' && retryState !== 'FAILURE') {
+        // Revoked while that attempt ran, its outcome a retry (over TCP the revocation crosses the settle on the
+        // wire): it is not retried, and it ends REVOKED with the rest of its workflow, not RETRY for good.
+        this.#fail(retry);
+      }
+    }
     if (outcome.publish !== null) this.publish(outcome.publish);
     const chord = outcome.chord;
     if (chord !== null) {
