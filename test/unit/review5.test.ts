@@ -3,7 +3,7 @@
  * its fix. Time is a FakeClock; nothing sleeps.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { App, chain, chord, FakeClock, signature, ValidationError } from '../../src/index.js';
+import { App, chain, chord, FakeClock, signature, ValidationError, type Signature } from '../../src/index.js';
 import { failureOutcome } from '../../src/outcome.js';
 import type { Delivery } from '../../src/transport.js';
 import { compile } from '../../src/workflow.js';
@@ -70,13 +70,16 @@ describe('review 5', () => {
     app.task('add', (...xs: number[]) => xs.reduce((a, b) => a + b, 0));
     app.task('list', (...xs: unknown[]) => xs);
     const s = signature('add', [1]);
-    const parent = { ...signature('add', [1]), onSuccess: [chord([s, s], signature('list'))] };
+    // onSuccess is typed as signatures; a workflow there is compiled as one too (untyped JavaScript).
+    const asSignature = (w: unknown): Signature => w as Signature;
+    const parent = { ...signature('add', [1]), onSuccess: [asSignature(chord([s, s], signature('list')))] };
     await expect(app.send(parent)).rejects.toBeInstanceOf(ValidationError);
     await expect(app.send(chain(parent, signature('list')))).rejects.toBeInstanceOf(ValidationError);
+    await expect(app.send({ ...signature('add', [1]), onSuccess: [s, s] })).rejects.toBeInstanceOf(ValidationError);
     // Distinct signatures in onSuccess still go.
     await app.worker().start();
     const cb = signature('list');
-    await (await app.send({ ...signature('add', [1]), onSuccess: [chord([signature('add', [1]), signature('add', [2])], cb)] })).get();
+    await (await app.send({ ...signature('add', [1]), onSuccess: [asSignature(chord([signature('add', [1]), signature('add', [2])], cb))] })).get();
     expect(await app.result(cb.id).get()).toEqual([2, 3]);
   });
 });
