@@ -68,7 +68,7 @@ async function throughput(app: App): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const split = [...byPid].map(([pid, n]) => `pid ${pid}: ${n}`).join(', ');
   console.log(`throughput: ${THROUGHPUT_TASKS} trivial tasks, ${WINDOW} in flight, in ${(seconds * 1000).toFixed(0)} ms = ${Math.round(THROUGHPUT_TASKS / seconds)} tasks/s (${split})`);
-  console.log('  (4 processes on this machine\'s cores, broker and producer sharing this one, code still warming up;');
+  console.log('  (3 processes on this machine\'s cores, broker and producer sharing this one, code still warming up;');
   console.log('   `node bench/tcp.mjs` runs broker, producer and worker apart after a warm-up: 75-85k tasks/s here)');
 }
 
@@ -104,8 +104,8 @@ export async function tcpDemo(): Promise<void> {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     console.log(`workers ready: pids ${children.map((c) => c.proc.pid ?? '?').join(', ')} (millwright worker --concurrency 64 --prefetch 64)`);
-    // sendTimeout also arms the connect deadline, which TcpTransport leaves armed after
-    // connecting: keep it short so it cannot hold the demo's process open for 30 s.
+    // sendTimeout is also the connect deadline: keep it short so a demo that cannot
+    // connect fails in 2 s, not 30 s.
     app = new App({ transport: new TcpTransport({ host: '127.0.0.1', port, sendTimeout: 2_000 }) });
     await chordAcrossWorkers(app);
     await throughput(app);
