@@ -3,10 +3,12 @@
  * send, status before and after a worker connects, tokens, and the checks
  * on a --tasks module.
  */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App, signature } from '../../src/index.js';
 import { TcpTransport } from '../../transports/tcp/index.js';
-import { cleanup, EXAMPLE_TASKS, runCli, startBroker, startWorker, tempFile } from './cli-harness.js';
+import { cleanup, EXAMPLE_TASKS, runCli, startBroker, startWorker, tempDir, tempFile } from './cli-harness.js';
 
 afterEach(cleanup);
 
@@ -122,6 +124,30 @@ describe('tokens', () => {
     const right = tempFile('token', 's3cret');
     await startWorker(address, ['--token-file', right]);
     expect(await runCli(['send', '--connect', address, 'add', '[1,2]', '--token-file', right])).toEqual({ code: 0, stdout: '3', stderr: '' });
+  });
+});
+
+describe('TLS', () => {
+  const hasOpenssl = (() => { try { execFileSync('openssl', ['version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+  it.skipIf(!hasOpenssl)('broker --tls-cert/--tls-key, clients --tls-ca: tasks go over TLS; an untrusted certificate fails at once (skipped without openssl)', async () => {
+    const dir = tempDir();
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    const { broker, address } = await startBroker(['--tls-cert', cert, '--tls-key', key]);
+    expect(broker.output).toContain('over TLS');
+    await startWorker(address, ['--tls-ca', cert]);
+    expect(await runCli(['send', '--connect', address, 'add', '[20,22]', '--tls-ca', cert])).toEqual({ code: 0, stdout: '42', stderr: '' });
+    const status = await statusJson(address, ['--tls-ca', cert]);
+    expect(status.workers).toBe(1);
+    // Trusting only the system's CAs: the self-signed certificate is refused, and the command says so at once
+    // (not after the 30 s send timeout: this test would time out).
+    const untrusted = await runCli(['send', '--connect', address, 'add', '[1,2]', '--tls']);
+    expect(untrusted.code, untrusted.stderr).toBe(1);
+    expect(untrusted.stderr).toMatch(/TLS with the broker at 127\.0\.0\.1:\d+ failed: .*--tls-ca.*\(ERR_CONNECTION\)/);
+    const halfPair = await runCli(['broker', '--port', '0', '--tls-cert', cert]);
+    expect(halfPair.code, halfPair.stderr).toBe(2);
+    expect(halfPair.stderr).toContain('Expected `--tls-cert` and `--tls-key` together');
   });
 });
 

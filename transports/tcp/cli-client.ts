@@ -6,7 +6,7 @@ import { App } from '../../src/app.js';
 import { signature } from '../../src/signature.js';
 import { TaskFailedError } from '../../src/errors.js';
 import { UsageError, type ParsedArgs } from './cli-args.js';
-import { CliFailure, loadTasks, openTransport, readToken, say } from './cli-common.js';
+import { CliFailure, clientTls, loadTasks, openTransport, readToken, say } from './cli-common.js';
 import type { WireQueueStats } from './protocol.js';
 
 /** `millwright send NAME [ARGS_JSON]`. */
@@ -14,7 +14,7 @@ export async function send(args: ParsedArgs): Promise<void> {
   const [name, json = '[]'] = args.positionals as [string, string?];
   const taskArgs = parseArgsJson(json);
   const token = readToken(args.string('token-file'), 'send');
-  const transport = await openTransport(args.address('connect'), token);
+  const transport = await openTransport(args.address('connect'), token, clientTls(args, 'send'));
   const app = new App({ transport });
   try {
     const tasks = args.string('tasks');
@@ -59,7 +59,7 @@ export interface QueueStatus extends WireQueueStats {
 /** `millwright status`. */
 export async function status(args: ParsedArgs): Promise<void> {
   const address = args.address('connect');
-  const transport = await openTransport(address, readToken(args.string('token-file'), 'status'));
+  const transport = await openTransport(address, readToken(args.string('token-file'), 'status'), clientTls(args, 'status'));
   try {
     const interval = args.int('interval') ?? 1_000;
     const first = await transport.stats();

@@ -8,8 +8,9 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../../src/app.js';
 import { MillwrightError } from '../../src/errors.js';
-import { UsageError, type Address } from './cli-args.js';
-import { TcpTransport } from './client.js';
+import { UsageError, type Address, type ParsedArgs } from './cli-args.js';
+import { TcpTransport, type TcpTransportOptions } from './client.js';
+import type { BrokerServerOptions } from './server.js';
 
 /** A runtime failure (not a usage error): the CLI prints the message and exits 1. */
 export class CliFailure extends Error {
@@ -53,10 +54,48 @@ export function probe({ host, port }: Address, timeoutMs = 5_000): Promise<void>
   });
 }
 
+/** Reads a PEM file named by a `--tls-*` flag. */
+function readPem(file: string, flag: string, command: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`Expected \`--${flag}\` to name a readable PEM file, got \`${file}\` (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, command);
+  }
+}
+
+/** The broker's TLS material from `--tls-cert`, `--tls-key` and `--tls-ca` (client certificates required); undefined without TLS. */
+export function serverTls(args: ParsedArgs): BrokerServerOptions['tls'] {
+  const cert = args.string('tls-cert');
+  const key = args.string('tls-key');
+  const ca = args.string('tls-ca');
+  if (cert === undefined && key === undefined && ca === undefined) return undefined;
+  if (cert === undefined || key === undefined) throw new UsageError('Expected `--tls-cert` and `--tls-key` together (the broker\'s certificate and its private key)', 'broker');
+  return { cert: readPem(cert, 'tls-cert', 'broker'), key: readPem(key, 'tls-key', 'broker'), ...(ca === undefined ? {} : { ca: readPem(ca, 'tls-ca', 'broker') }) };
+}
+
+/**
+ * A client's TLS options from `--tls` (system CAs), `--tls-ca` (trust this CA or self-signed certificate),
+ * `--tls-cert`/`--tls-key` (a client certificate) and `--tls-servername`; undefined without TLS.
+ */
+export function clientTls(args: ParsedArgs, command: string): TcpTransportOptions['tls'] {
+  const ca = args.string('tls-ca');
+  const cert = args.string('tls-cert');
+  const key = args.string('tls-key');
+  const servername = args.string('tls-servername');
+  if (!args.flag('tls') && ca === undefined && cert === undefined && key === undefined && servername === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('Expected `--tls-cert` and `--tls-key` together (a client certificate and its private key)', command);
+  return {
+    ...(ca === undefined ? {} : { ca: readPem(ca, 'tls-ca', command) }),
+    ...(cert === undefined ? {} : { cert: readPem(cert, 'tls-cert', command) }),
+    ...(key === undefined ? {} : { key: readPem(key, 'tls-key', command) }),
+    ...(servername === undefined ? {} : { servername }),
+  };
+}
+
 /** Dials the broker and completes the handshake (so a wrong token fails here, with ERR_AUTH). */
-export async function openTransport(address: Address, token: string | undefined): Promise<TcpTransport> {
+export async function openTransport(address: Address, token: string | undefined, tls?: TcpTransportOptions['tls']): Promise<TcpTransport> {
   await probe(address);
-  const transport = new TcpTransport({ host: address.host, port: address.port, ...(token === undefined ? {} : { token }) });
+  const transport = new TcpTransport({ host: address.host, port: address.port, ...(token === undefined ? {} : { token }), ...(tls === undefined ? {} : { tls }) });
   try {
     await transport.connect();
   } catch (err) {

@@ -2,7 +2,8 @@
 /**
  * The `millwright` command: a broker, workers, and two client commands.
  *
- *   millwright broker --port 7400 [--host 127.0.0.1] [--token-file F] [--data-dir D] [--max-frame-bytes N]
+ *   millwright broker --port 7400 [--host 127.0.0.1] [--token-file F] [--data-dir D] [--max-frame-bytes N] [--tls-cert F --tls-key F [--tls-ca F]]
+ *   (worker, send and status take [--tls] [--tls-ca F] [--tls-cert F --tls-key F] [--tls-servername NAME])
  *   millwright worker --connect host:7400 --tasks ./dist/tasks.js [--concurrency N] [--threads N] [--queues a,b] [--prefetch N]
  *   millwright send   --connect host:7400 NAME [ARGS_JSON] [--queue Q] [--timeout MS] [--no-wait]
  *   millwright status --connect host:7400 [--json] [--interval MS]
@@ -14,11 +15,19 @@
 import { App } from '../../src/app.js';
 import { commandHelp, parseArgs, UsageError, type CommandSpec, type FlagSpec, type ParsedArgs } from './cli-args.js';
 import { send, status } from './cli-client.js';
-import { exitNow, loadTasks, onStopSignal, openTransport, readToken, reportError, say } from './cli-common.js';
+import { clientTls, exitNow, loadTasks, onStopSignal, openTransport, readToken, reportError, say, serverTls } from './cli-common.js';
 import { BrokerServer } from './server.js';
 
 const connect: FlagSpec = { kind: 'address', value: 'HOST:PORT', help: 'address of the broker', required: true };
 const tokenFile: FlagSpec = { kind: 'string', value: 'FILE', help: 'file holding the broker\'s token (trailing whitespace ignored)' };
+/** A client's TLS flags (worker, send, status). */
+const clientTlsFlags: Readonly<Record<string, FlagSpec>> = {
+  tls: { kind: 'boolean', help: 'connect over TLS, trusting the system\'s CAs (implied by the other --tls-* flags)' },
+  'tls-ca': { kind: 'string', value: 'FILE', help: 'PEM of the CA (or the self-signed certificate) to trust for the broker\'s certificate' },
+  'tls-cert': { kind: 'string', value: 'FILE', help: 'PEM client certificate, for a broker started with --tls-ca (with --tls-key)' },
+  'tls-key': { kind: 'string', value: 'FILE', help: 'PEM private key of --tls-cert' },
+  'tls-servername': { kind: 'string', value: 'NAME', help: 'name the broker\'s certificate must carry (default: the host of --connect)' },
+};
 
 const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   broker: {
@@ -31,8 +40,14 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'token-file': tokenFile,
       'data-dir': { kind: 'string', value: 'DIR', help: 'journal directory: with it, a restart loses no confirmed task or result' },
       'max-frame-bytes': { kind: 'int', min: 64, value: 'N', help: 'largest accepted frame, bytes (default 16 MiB)' },
+      'tls-cert': { kind: 'string', value: 'FILE', help: 'PEM certificate: serve TLS (with --tls-key)' },
+      'tls-key': { kind: 'string', value: 'FILE', help: 'PEM private key of --tls-cert' },
+      'tls-ca': { kind: 'string', value: 'FILE', help: 'PEM CA: require client certificates it signed' },
     },
-    examples: ['millwright broker --port 7400 --data-dir ./broker-data --token-file ./token'],
+    examples: [
+      'millwright broker --port 7400 --data-dir ./broker-data --token-file ./token',
+      'millwright broker --host 0.0.0.0 --token-file ./token --tls-cert cert.pem --tls-key key.pem',
+    ],
   },
   worker: {
     name: 'worker',
@@ -48,6 +63,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'stop-timeout': { kind: 'int', min: 0, value: 'MS', help: 'on SIGINT/SIGTERM, ms to let running tasks finish before handing them back (default 10000)' },
       'results-expire-in': { kind: 'int', min: 1, value: 'MS', help: 'ms the broker keeps the state and result of a task this worker finished (default 86400000, 24 h; ~290 bytes each)' },
       'token-file': tokenFile,
+      ...clientTlsFlags,
     },
     examples: ['millwright worker --connect 127.0.0.1:7400 --tasks ./dist/examples/tasks.js --concurrency 20'],
   },
@@ -64,6 +80,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'no-wait': { kind: 'boolean', help: 'print the task id and exit without waiting for the result' },
       tasks: { kind: 'string', value: 'FILE', help: 'tasks module, to apply the tasks\' default options (queue, retries...)' },
       'token-file': tokenFile,
+      ...clientTlsFlags,
     },
     examples: ['millwright send --connect 127.0.0.1:7400 add \'[1,2]\'          # prints 3'],
   },
@@ -76,6 +93,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       json: { kind: 'boolean', help: 'print one JSON object instead of a table' },
       interval: { kind: 'int', min: 0, value: 'MS', help: 'ms between the two samples for rates; 0 takes one sample (default 1000)' },
       'token-file': tokenFile,
+      ...clientTlsFlags,
     },
   },
 };
@@ -99,10 +117,11 @@ async function broker(args: ParsedArgs): Promise<void> {
   const token = readToken(args.string('token-file'), 'broker');
   const dataDir = args.string('data-dir');
   const maxFrameBytes = args.int('max-frame-bytes');
+  const tls = serverTls(args);
   const server = new BrokerServer({
     host: args.string('host') ?? '127.0.0.1', port: args.int('port') ?? 7400,
     ...(token === undefined ? {} : { token }), ...(dataDir === undefined ? {} : { dataDir }),
-    ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }),
+    ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }), ...(tls === undefined ? {} : { tls }),
   });
   await server.listen();
   const { host, port } = server.address();
@@ -112,13 +131,13 @@ async function broker(args: ParsedArgs): Promise<void> {
     await server.close();
     say('millwright broker closed');
   });
-  say(`millwright broker listening on ${host.includes(':') ? `[${host}]` : host}:${port} (${dataDir === undefined ? 'in memory only' : `journal in ${dataDir}`})`);
+  say(`millwright broker listening on ${host.includes(':') ? `[${host}]` : host}:${port}${tls === undefined ? '' : ' over TLS'} (${dataDir === undefined ? 'in memory only' : `journal in ${dataDir}`})`);
 }
 
 async function worker(args: ParsedArgs): Promise<void> {
   const token = readToken(args.string('token-file'), 'worker');
   const address = args.address('connect');
-  const transport = await openTransport(address, token);
+  const transport = await openTransport(address, token, clientTls(args, 'worker'));
   const resultsExpireIn = args.int('results-expire-in');
   const app = new App({ transport, ...(resultsExpireIn === undefined ? {} : { resultsExpireIn }) });
   await loadTasks(args.string('tasks') as string, app, 'worker').catch(async (err: unknown) => { await app.close(); throw err; });

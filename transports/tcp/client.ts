@@ -310,7 +310,14 @@ export class TcpTransport implements Transport {
     socket.on('data', (chunk: Buffer) => {
       try { decoder.push(chunk); } catch (err) { log('tcp client: bad frame from broker: %s', (err as Error).message); socket.destroy(); }
     });
-    socket.on('error', (err) => log('tcp client: %s', err.message));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      log('tcp client: %s', err.message);
+      // A certificate the client does not trust (or a broker without TLS) will not change on a retry: the first
+      // connect() fails at once with the reason instead of after sendTimeout. (Later reconnects keep trying.)
+      if (this.#onFirst !== undefined && o.tls !== undefined && isTlsSetupError(err)) {
+        void this.#shutdown(new ConnectionError(`TLS with the broker at ${o.host}:${o.port} failed: ${err.message} (${String(err.code)}); ${err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? 'does the broker serve TLS?' : 'trust its certificate with tls.ca (CLI: --tls-ca), and check tls.servername (CLI: --tls-servername)'}`));
+      }
+    });
     socket.on('close', () => {
       this.#clock.clearTimer(timer);
       decoder.stop();
@@ -419,4 +426,10 @@ export class TcpTransport implements Transport {
 function encodeError(type: string, err: unknown): Error {
   if (err instanceof MillwrightError) return err;
   return new ValidationError(`Could not encode the ${type} request for the wire: ${err instanceof Error ? err.message : String(err)}`, type);
+}
+
+/** A TLS error that retrying cannot fix: an untrusted, expired or misnamed certificate, or a broker that does not speak TLS. */
+function isTlsSetupError(err: NodeJS.ErrnoException): boolean {
+  const code = err.code ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || code === 'ERR_SSL_WRONG_VERSION_NUMBER';
 }
