@@ -91,6 +91,28 @@ describe('App', () => {
     expect(await (await app.send(sig)).get()).toBe(2);
   });
 
+  it('records finished in the same millisecond expire together, each at its own time (also with resultsExpireIn 0)', async () => {
+    for (const ttl of [1_000, 0]) {
+      const { app, clock } = setup({ resultsExpireIn: ttl });
+      app.task('t', (x: number) => x);
+      await app.worker().start();
+      const same = await Promise.all([1, 2, 3].map(async (i) => (await app.send(signature('t', [i]))).id));
+      await clock.advance(0); // the three finish at one instant
+      await clock.advance(10);
+      const later = (await app.send(signature('t', [4]))).id;
+      await clock.advance(0);
+      const states = async (ids: string[]): Promise<string[]> => Promise.all(ids.map(async (id) => (await app.result(id).state()).state));
+      if (ttl > 0) {
+        expect(await states([...same, later])).toEqual(['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS']);
+        await clock.advance(ttl - 10);
+      }
+      expect(await states(same)).toEqual(['PENDING', 'PENDING', 'PENDING']); // expired (unknown reads as PENDING)
+      if (ttl > 0) expect(await states([later])).toEqual(['SUCCESS']);
+      await clock.advance(10);
+      expect(await states([later])).toEqual(['PENDING']);
+    }
+  });
+
   it('get() honours timeout (on the app clock) and signal', async () => {
     const { app, clock } = setup();
     const r = await app.send(signature('nobody-runs-this'));

@@ -43,13 +43,23 @@ export class StateStore {
   readonly #known = new Map<string, StateRecord | TaskMessage>();
   /** Per id, its one listener (the common case: one `get()`), or a set of them. */
   readonly #watchers = new Map<string, Listener | Set<Listener>>();
-  readonly #expiry: TimerQueue<string>;
+  /**
+   * Ids by expiry time, one entry per distinct time: records finished in the same millisecond (hundreds at full
+   * speed) share one array. An entry per record cost ~0.5 us per task (three growing arrays in the heap, a
+   * boxed key): ~10% of in-memory send -> result, measured by leaving it out.
+   */
+  readonly #expiry: TimerQueue<string[]>;
+  #lastDue = Number.NaN;
+  #lastIds: string[] = [];
 
   /** `onExpired` hears of each id whose record expired (and was dropped). */
   constructor(clock: Clock, onExpired: (id: string) => void) {
     this.#clock = clock;
     this.#onExpired = onExpired;
-    this.#expiry = new TimerQueue(clock, (id) => this.#expire(id));
+    this.#expiry = new TimerQueue(clock, (ids) => {
+      if (ids === this.#lastIds) this.#lastDue = Number.NaN; // gone: a record due at that same time starts a new entry
+      for (const id of ids) this.#expire(id);
+    });
   }
 
   has(id: string): boolean {
@@ -78,7 +88,11 @@ export class StateStore {
   /** Stores a record, arms its expiry and tells the watchers. */
   put(record: StateRecord): void {
     this.#known.set(record.id, record);
-    if (record.expiresAt !== undefined) this.#expiry.add(record.expiresAt, record.id);
+    const due = record.expiresAt;
+    if (due !== undefined) {
+      if (due === this.#lastDue) this.#lastIds.push(record.id);
+      else this.#expiry.add((this.#lastDue = due), (this.#lastIds = [record.id]));
+    }
     const watching = this.#watchers.get(record.id);
     if (watching !== undefined) tell(watching, { type: 'state', record });
   }
@@ -113,6 +127,7 @@ export class StateStore {
 
   close(): void {
     this.#expiry.clear();
+    this.#lastDue = Number.NaN;
     this.#watchers.clear();
   }
 
