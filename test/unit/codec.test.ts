@@ -44,6 +44,16 @@ describe('codec', () => {
     expect(rejectPath('nope')).toBe('args');
   });
 
+  it('packs and unpacks numbers exactly as JSON does; texts that are not JSON are refused', () => {
+    for (const n of [0, -0, 7, -7, 123456789012345, -123456789012345, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 1e21, 0.1, -2.5e-7, 1e300]) {
+      expect(pack(n)).toBe(JSON.stringify(n));
+      expect(unpack(pack(n))).toBe(JSON.parse(JSON.stringify(n)));
+    }
+    // Packed text is read as JSON (whitespace allowed, leading zeros and hex not).
+    for (const text of ['1e3', '-0', '1.0', ' 1', '1 ', '1234567890123456789', '"12"', '[1]', 'true', 'null']) expect(unpack(text)).toEqual(JSON.parse(text));
+    for (const text of ['007', '-', '--1', '0x10', '+1', 'Infinity', '-Infinity']) expect(() => unpack(text)).toThrow(SyntaxError);
+  });
+
   it('packs undefined as a result and appends it to args as null', () => {
     expect(unpack(pack(undefined))).toBeUndefined();
     expect(unpackArgs(appendArgs(packArgs([1]), [pack(undefined), pack(2)]))).toEqual([1, null, 2]);
