@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../../src/app.js';
@@ -54,12 +55,29 @@ export function probe({ host, port }: Address, timeoutMs = 5_000): Promise<void>
   });
 }
 
-/** Reads a PEM file named by a `--tls-*` flag. */
+/**
+ * Reads a PEM file named by a `--tls-*` flag, checking that it holds a certificate (`--tls-cert`, `--tls-ca`) or a
+ * private key (`--tls-key`): node:tls silently ignores a CA file without one (every certificate is then untrusted).
+ */
 function readPem(file: string, flag: string, command: string): Buffer {
+  let pem: Buffer;
   try {
-    return readFileSync(file);
+    pem = readFileSync(file);
   } catch (err) {
     throw new UsageError(`Expected \`--${flag}\` to name a readable PEM file, got \`${file}\` (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, command);
+  }
+  const what = flag === 'tls-key' ? 'a private key' : 'a certificate';
+  const marker = flag === 'tls-key' ? /-----BEGIN [A-Z ]*PRIVATE KEY-----/ : /-----BEGIN (TRUSTED )?CERTIFICATE-----/;
+  if (!marker.test(pem.toString('latin1'))) throw new UsageError(`Expected \`--${flag}\` to name a PEM file holding ${what}, got \`${file}\` (no such PEM block)`, command);
+  return pem;
+}
+
+/** Checks that `--tls-cert` and `--tls-key` are a pair (node:tls would fail later with a bare OpenSSL message). */
+function checkPair(cert: Buffer, key: Buffer, command: string): void {
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new UsageError(`Expected \`--tls-cert\` and \`--tls-key\` to be a certificate and its private key, got a pair node:tls refuses (${(err as Error).message})`, command);
   }
 }
 
@@ -70,7 +88,9 @@ export function serverTls(args: ParsedArgs): BrokerServerOptions['tls'] {
   const ca = args.string('tls-ca');
   if (cert === undefined && key === undefined && ca === undefined) return undefined;
   if (cert === undefined || key === undefined) throw new UsageError('Expected `--tls-cert` and `--tls-key` together (the broker\'s certificate and its private key)', 'broker');
-  return { cert: readPem(cert, 'tls-cert', 'broker'), key: readPem(key, 'tls-key', 'broker'), ...(ca === undefined ? {} : { ca: readPem(ca, 'tls-ca', 'broker') }) };
+  const pair = { cert: readPem(cert, 'tls-cert', 'broker'), key: readPem(key, 'tls-key', 'broker') };
+  checkPair(pair.cert, pair.key, 'broker');
+  return { ...pair, ...(ca === undefined ? {} : { ca: readPem(ca, 'tls-ca', 'broker') }) };
 }
 
 /**
@@ -84,10 +104,11 @@ export function clientTls(args: ParsedArgs, command: string): TcpTransportOption
   const servername = args.string('tls-servername');
   if (!args.flag('tls') && ca === undefined && cert === undefined && key === undefined && servername === undefined) return undefined;
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('Expected `--tls-cert` and `--tls-key` together (a client certificate and its private key)', command);
+  const pair = cert === undefined || key === undefined ? undefined : { cert: readPem(cert, 'tls-cert', command), key: readPem(key, 'tls-key', command) };
+  if (pair !== undefined) checkPair(pair.cert, pair.key, command);
   return {
     ...(ca === undefined ? {} : { ca: readPem(ca, 'tls-ca', command) }),
-    ...(cert === undefined ? {} : { cert: readPem(cert, 'tls-cert', command) }),
-    ...(key === undefined ? {} : { key: readPem(key, 'tls-key', command) }),
+    ...pair,
     ...(servername === undefined ? {} : { servername }),
   };
 }

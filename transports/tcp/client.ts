@@ -315,7 +315,7 @@ export class TcpTransport implements Transport {
       // A certificate the client does not trust (or a broker without TLS) will not change on a retry: the first
       // connect() fails at once with the reason instead of after sendTimeout. (Later reconnects keep trying.)
       if (this.#onFirst !== undefined && o.tls !== undefined && isTlsSetupError(err)) {
-        void this.#shutdown(new ConnectionError(`TLS with the broker at ${o.host}:${o.port} failed: ${err.message} (${String(err.code)}); ${err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? 'does the broker serve TLS?' : 'trust its certificate with tls.ca (CLI: --tls-ca), and check tls.servername (CLI: --tls-servername)'}`));
+        void this.#shutdown(new ConnectionError(`TLS with the broker at ${o.host}:${o.port} failed: ${err.message} (${String(err.code)}); ${tlsHint(String(err.code))}`));
       }
     });
     socket.on('close', () => {
@@ -428,8 +428,18 @@ function encodeError(type: string, err: unknown): Error {
   return new ValidationError(`Could not encode the ${type} request for the wire: ${err instanceof Error ? err.message : String(err)}`, type);
 }
 
-/** A TLS error that retrying cannot fix: an untrusted, expired or misnamed certificate, or a broker that does not speak TLS. */
+/**
+ * A TLS error that retrying cannot fix: an untrusted, expired or misnamed certificate, a broker that does not speak
+ * TLS, or a broker that requires a client certificate (its alert: CERTIFICATE_REQUIRED).
+ */
 function isTlsSetupError(err: NodeJS.ErrnoException): boolean {
   const code = err.code ?? '';
   return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || code === 'ERR_SSL_WRONG_VERSION_NUMBER';
+}
+
+/** What to check after a TLS setup error: an alert (CERTIFICATE_REQUIRED, BAD_CERTIFICATE) is the broker refusing this client's certificate. */
+function tlsHint(code: string): string {
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'does the broker serve TLS?';
+  if (code.includes('_ALERT_')) return 'the broker refused this client\'s certificate: pass one signed by the CA it trusts with tls.cert and tls.key (CLI: --tls-cert, --tls-key)';
+  return 'trust its certificate with tls.ca (CLI: --tls-ca), and check tls.servername (CLI: --tls-servername)';
 }
