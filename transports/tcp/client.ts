@@ -113,7 +113,7 @@ export class TcpTransport implements Transport {
       this.#onFirst = { resolve, reject };
       timer = this.#clock.setTimer(() => {
         if (this.#onFirst === undefined) return;
-        const err = new ConnectionError(`Could not connect to the broker at ${this.#o.host}:${this.#o.port} within ${this.#o.sendTimeout} ms: check that it runs and is reachable`);
+        const err = new ConnectionError(`Could not connect to the broker at ${this.#o.host}:${this.#o.port} within ${this.#o.sendTimeout} ms: check that it runs and is reachable, and that both sides use TLS or neither does (a TLS broker closes a plain connection without a word)`);
         void this.#shutdown(err);
       }, this.#o.sendTimeout);
       this.#dial();
