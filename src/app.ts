@@ -56,6 +56,7 @@ const APP_RULES = {
 const WORKER_RULES = {
   queues: rules.stringArray, concurrency: rules.int(1), threads: rules.int(1, 1024), prefetch: rules.int(0), ignoreUnknown: rules.boolean,
 };
+const SCHEDULE_RULES = { tz: rules.string };
 const TASK_RULES = {
   queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0), backoff: rules.object,
   timeout: rules.number(1),
@@ -89,6 +90,8 @@ export class App {
   readonly #handles: HandleContext;
   #connected = false;
   #closed = false;
+  /** The close in progress or done: a second close() waits for the same one. */
+  #shutdown: Promise<void> | undefined;
 
   constructor(options: AppOptions = {}) {
     checkOptions('App', options, APP_RULES);
@@ -144,7 +147,7 @@ export class App {
    */
   send<S extends Signature>(sig: S): Promise<AsyncResult<ResultOf<S>>>;
   send(group: Group): Promise<GroupResult>;
-  send(workflow: Chain | Chord): Promise<AsyncResult>;
+  send<W extends Chain | Chord>(workflow: W): Promise<HandleOf<W>>;
   send(workflow: Workflow): Promise<AsyncResult | GroupResult>;
   send(workflow: Workflow): Promise<AsyncResult | GroupResult> {
     // Not an async function: a transport that accepted the batch synchronously (returning DONE) costs no await.
@@ -189,6 +192,7 @@ export class App {
    */
   schedule(name: string, expression: string, sig: Signature, options: ScheduleOptions = {}): void {
     this.#live();
+    checkOptions('schedule', options, SCHEDULE_RULES);
     this.#schedules.add(name, expression, sig, options, (s) => { this.#compile(s); });
   }
 
@@ -213,8 +217,11 @@ export class App {
   }
 
   /** Stops the workers it made (gracefully), closes the transport and clears its timers. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return (this.#shutdown ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#schedules.close();
     this.#closing.close(new ClosedError('The App'));
@@ -254,6 +261,16 @@ export class App {
 export type { PrefixOf };
 
 const EMPTY_OPTIONS: SignatureOptions = Object.freeze({});
+
+/**
+ * The handle `app.send(w)` resolves with: a GroupResult for a group, and for a chain or a chord whose last
+ * step is one; else an AsyncResult typed by the last task's result.
+ */
+export type HandleOf<W> = unknown extends W ? AsyncResult
+  : W extends Group ? GroupResult
+  : W extends Chain<infer L> | Chord<infer L> ? HandleOf<L>
+  : W extends Signature ? AsyncResult<ResultOf<W>>
+  : AsyncResult | GroupResult;
 
 /** The result type a TaskRef's signature carries (`unknown` for a plain signature). */
 export type ResultOf<S> = S extends { readonly __result?: infer R } ? unknown extends R ? unknown : R : unknown;

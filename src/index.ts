@@ -2,7 +2,7 @@
  * millwright: a distributed asynchronous task queue for Node.js.
  * In-memory by default, a worker_threads pool for CPU work, a TCP broker to connect hosts.
  */
-export { App, MemoryTransport, type AppOptions, type WorkerOptions, type MemoryTransportOptions } from './app.js';
+export { App, MemoryTransport, type HandleOf, type ResultOf, type AppOptions, type WorkerOptions, type MemoryTransportOptions } from './app.js';
 export { AsyncResult, GroupResult, type GetOptions, type TaskStateInfo } from './result.js';
 export { Worker, type StopOptions, type TaskEvent } from './worker.js';
 export { signature, chain, group, chord, type Signature, type SignatureOptions, type Chain, type Group, type Chord, type Workflow, type TaskRef, type PrefixOf } from './signature.js';

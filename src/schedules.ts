@@ -49,7 +49,12 @@ export class Schedules {
   }
 
   remove(name: string): boolean {
-    return this.#entries.delete(name);
+    const entry = this.#entries.get(name);
+    if (entry === undefined) return false;
+    this.#entries.delete(name);
+    // Its next tick goes too: an armed real timer would keep the process alive until then.
+    this.#timers.filter((item) => item.entry !== entry);
+    return true;
   }
 
   close(): void {
@@ -66,7 +71,9 @@ export class Schedules {
     if (this.#entries.get(entry.name) !== entry) return;
     const copy = stampIds(entry.signature, `schedule:${entry.name}:${tick}`);
     this.#clock.track(this.#send(copy).catch(this.#onError));
-    this.#arm(entry, tick);
+    // From now, not from `tick`: a timer that fired late (a blocked event loop, a machine asleep) skips the ticks
+    // it missed, as cron and Celery beat do, rather than sending them all at once.
+    this.#arm(entry, Math.max(tick, this.#clock.now()));
   }
 }
 

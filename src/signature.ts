@@ -39,10 +39,15 @@ export interface Signature {
 /** Fields a caller may set on a signature. */
 export type SignatureOptions = Partial<Omit<Signature, 'name' | 'args' | 'groupId' | 'groupTaskCount' | 'chordCallback'>>;
 
-/** Run in order; each result is appended to the next one's args (unless it is immutable). */
-export interface Chain {
+/**
+ * Run in order; each result is appended to the next one's args (unless it is immutable).
+ * `Last`: the type of the last step, which decides the handle `app.send` returns (`unknown`: an AsyncResult).
+ */
+export interface Chain<Last = unknown> {
   readonly kind: 'chain';
   readonly steps: readonly Workflow[];
+  /** Type only: never set. */
+  readonly __last?: Last;
 }
 
 /** Run in parallel. */
@@ -52,12 +57,17 @@ export interface Group {
   readonly members: readonly Workflow[];
 }
 
-/** A group, then `callback` once with every member's result appended in member order. */
-export interface Chord {
+/**
+ * A group, then `callback` once with every member's result appended in member order.
+ * `Callback`: the callback's type, which decides the handle `app.send` returns (`unknown`: an AsyncResult).
+ */
+export interface Chord<Callback = unknown> {
   readonly kind: 'chord';
   readonly id: string;
   readonly group: Group;
   readonly callback: Workflow;
+  /** Type only: never set. */
+  readonly __last?: Callback;
 }
 
 /** Anything `app.send` takes. */
@@ -72,8 +82,10 @@ export interface TaskRef<Args extends unknown[] = unknown[], Result = unknown> {
   with(options: SignatureOptions, ...args: PrefixOf<Args>): Signature & { readonly __result?: Result };
 }
 
-/** The tuple of any leading subset of `T`'s elements. */
-export type PrefixOf<T extends unknown[]> = T extends [...infer Head, unknown] ? T | PrefixOf<Head> : T;
+/** The tuple of any leading subset of `T`'s elements (optional and rest parameters included). */
+export type PrefixOf<T extends unknown[]> = T extends [...infer Head, unknown] ? T | PrefixOf<Head>
+  : T extends [infer First, ...infer Rest] ? [] | [First, ...PrefixOf<Rest>] // a required parameter before optional or rest ones
+  : T;
 
 /**
  * Makes a signature with a fresh id.
@@ -86,8 +98,17 @@ export function signature(task: string | { readonly name: string }, args: readon
   if (typeof options !== 'object' || options === null) throw new ValidationError(`Expected signature options to be an object, got ${String(options)}`, 'options');
   // Object.assign below would run the __proto__ setter for an own "__proto__" key (JSON.parse makes them).
   if (Object.hasOwn(options, '__proto__')) throw new ValidationError('Signature options must not have an own "__proto__" key', 'options.__proto__');
+  // An unknown key (BullMQ's `delay`, `attempts`, `jobId`; a typo) would be carried along and never read.
+  for (const key in options) {
+    if (!SIGNATURE_FIELDS.has(key)) throw new ValidationError(`Unknown signature option \`${key}\`: expected one of ${OPTION_KEYS.map((k) => `\`${k}\``).join(', ')}`, `options.${key}`);
+  }
   return withOptions(name, [...args], options);
 }
+
+/** The keys of SignatureOptions. */
+const OPTION_KEYS = ['id', 'queue', 'eta', 'priority', 'retries', 'backoff', 'timeout', 'expires', 'immutable', 'headers', 'onSuccess', 'onError'];
+/** Every field of a Signature: options may carry the others too (a copied signature does). */
+const SIGNATURE_FIELDS: ReadonlySet<string> = new Set([...OPTION_KEYS, 'name', 'args', 'groupId', 'groupTaskCount', 'chordCallback']);
 
 /**
  * A signature of `name` with `args` (owned by the signature from now on).
@@ -106,6 +127,8 @@ function isEmpty(o: object): boolean {
 }
 
 /** Runs `steps` in order; each result is appended to the next step's args. */
+export function chain<L extends Workflow>(...steps: [...Workflow[], L]): Chain<L>;
+export function chain(...steps: Workflow[]): Chain;
 export function chain(...steps: Workflow[]): Chain {
   if (steps.length === 0) throw new ValidationError('chain() needs at least one step', 'chain');
   return { kind: 'chain', steps };
@@ -122,6 +145,7 @@ export function group(...members: Workflow[]): Group {
  * Runs a group, then `callback` once with all results appended in member order.
  * If a member finally fails, the callback never runs and the chord fails with ChordError.
  */
+export function chord<C extends Workflow>(members: Group | readonly Workflow[], callback: C): Chord<C>;
 export function chord(members: Group | readonly Workflow[], callback: Workflow): Chord {
   const g = Array.isArray(members) ? group(...(members as Workflow[])) : (members as Group);
   if (typeof g !== 'object' || g === null || g.kind !== 'group') throw new ValidationError('chord() needs a group or an array of members', 'members');
