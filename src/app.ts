@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { debuglog } from 'node:util';
 import { MemoryTransport } from '../transports/memory/memory-transport.js';
+import { isBackoff } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { channels } from './diagnostics.js';
 import { ClosedError, ValidationError } from './errors.js';
@@ -58,7 +59,8 @@ const WORKER_RULES = {
 };
 const SCHEDULE_RULES = { tz: rules.string };
 const TASK_RULES = {
-  queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0), backoff: rules.object,
+  queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0),
+  backoff: { expect: 'an object { type: "fixed" | "exponential" | "fibonacci", delay: ms >= 0, maxDelay?: ms >= 0, jitter?: boolean }', test: isBackoff },
   timeout: rules.number(1),
   rateLimit: {
     expect: 'an object { max: an integer >= 1, per: a finite number of ms > 0 }',

@@ -7,6 +7,15 @@ import type { Backoff } from './transport.js';
 /** The default backoff: fibonacci with a 1 s unit, as Machinery. */
 export const DEFAULT_BACKOFF: Backoff = Object.freeze({ type: 'fibonacci', delay: 1000 });
 
+/** A Backoff as a task option or a signature field must be (checked at registration and at send time). */
+export function isBackoff(value: unknown): value is Backoff {
+  if (typeof value !== 'object' || value === null) return false;
+  const b = value as Partial<Record<keyof Backoff, unknown>>;
+  const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  return (b.type === 'fixed' || b.type === 'exponential' || b.type === 'fibonacci') && ms(b.delay)
+    && (b.maxDelay === undefined || ms(b.maxDelay)) && (b.jitter === undefined || typeof b.jitter === 'boolean');
+}
+
 /**
  * Delay in ms before retry number `retry` (1-based).
  * @param rng returns a number in [0, 1); used only when `jitter` is set.

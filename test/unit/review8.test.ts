@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type Clock, type TimerHandle, App, AsyncResult, chain, chord, FakeClock, group, GroupResult, MemoryTransport, signature, ValidationError,
+  type Backoff, type Clock, type TimerHandle, App, AsyncResult, chain, chord, FakeClock, group, GroupResult, MemoryTransport, signature, ValidationError,
 } from '../../src/index.js';
 
 describe('review 8', () => {
@@ -127,3 +127,17 @@ describe('review 8', () => {
     await app.close();
   });
 });
+
+describe('task options checked at registration', () => {
+  // src/app.ts TASK_RULES: backoff was only checked to be an object, so { type: 'linear' } was accepted by
+  // app.task() and every send of that task then failed.
+  it('a malformed backoff is refused by app.task(), not by every send', () => {
+    const app = new App({ clock: new FakeClock() });
+    for (const backoff of [{ type: 'linear', delay: 1000 }, { type: 'fixed' }, { type: 'fixed', delay: -1 }, { type: 'fixed', delay: 1, jitter: 'yes' }, { type: 'fixed', delay: 1, maxDelay: Number.NaN }]) {
+      expect(() => app.task(`t${JSON.stringify(backoff)}`, () => 1, { backoff: backoff as Backoff })).toThrow(ValidationError);
+    }
+    expect(() => app.task('ok', () => 1, { backoff: { type: 'exponential', delay: 10, maxDelay: 100, jitter: true } })).not.toThrow();
+    void app.close();
+  });
+});
+
