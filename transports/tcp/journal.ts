@@ -44,6 +44,8 @@ const closeAsync = promisify(close);
 /** Record types beyond the protocol's (publish, settle, setState, revoke reuse theirs). */
 const Rec = { commit: 120, meta: 100, states: 101, tasks: 102, chords: 103, closed: 104, revoked: 105 } as const;
 const CHUNK = 1000;
+/** Snapshot frame size past which a chunk of several items is split. */
+const CHUNK_BYTES = 64 << 20;
 /** The journal's file format; its files are named after it. */
 const FORMAT = 'v2';
 const SNAPSHOT = `snapshot-${FORMAT}`;
@@ -287,7 +289,8 @@ function decodeRecord(type: number, body: unknown, bins: readonly Uint8Array[]):
 }
 
 /** Serialises a snapshot as record frames, the last one a commit with the checksum of the rest. */
-export function writeSnapshot(snap: CoreSnapshot, gen: number): Buffer[] {
+/** `chunkBytes`: the frame size past which a chunk of several items is split (lower in tests). */
+export function writeSnapshot(snap: CoreSnapshot, gen: number, chunkBytes = CHUNK_BYTES): Buffer[] {
   const out = new Outbox();
   let n = 0;
   const put = (type: number, body: unknown, binary: boolean): void => {
@@ -295,10 +298,28 @@ export function writeSnapshot(snap: CoreSnapshot, gen: number): Buffer[] {
     n++;
     writeFrame(out, type, 0, stringifyWithBins(body, binary, bins), bins);
   };
+  // Chunks of up to CHUNK items, halved while a frame would pass CHUNK_BYTES: large results or arguments
+  // would make one JSON text over V8's string limit (~512 MiB), or a frame over MAX_RECORD, and the
+  // snapshot could then never be written (or read back).
+  const putAll = (type: number, key: string, items: readonly unknown[]): void => {
+    let size = CHUNK;
+    for (let i = 0; i < items.length;) {
+      const k = Math.min(size, items.length - i);
+      const before = out.bytes;
+      try { put(type, { [key]: items.slice(i, i + k) }, true); } catch (err) {
+        if (k === 1 || !(err instanceof RangeError)) throw err;
+        n--;
+        size = Math.ceil(k / 2);
+        continue;
+      }
+      if (k > 1 && out.bytes - before > chunkBytes) { out.dropLast(); n--; size = Math.ceil(k / 2); continue; }
+      i += k;
+    }
+  };
   put(Rec.meta, { gen }, false);
-  for (let i = 0; i < snap.states.length; i += CHUNK) put(Rec.states, { states: snap.states.slice(i, i + CHUNK) }, true);
-  for (let i = 0; i < snap.tasks.length; i += CHUNK) put(Rec.tasks, { tasks: snap.tasks.slice(i, i + CHUNK) }, true);
-  for (let i = 0; i < snap.chords.length; i += CHUNK) put(Rec.chords, { chords: snap.chords.slice(i, i + CHUNK) }, true);
+  putAll(Rec.states, 'states', snap.states);
+  putAll(Rec.tasks, 'tasks', snap.tasks);
+  putAll(Rec.chords, 'chords', snap.chords);
   put(Rec.closed, { ids: snap.closedChords }, false);
   put(Rec.revoked, { ids: snap.revoked }, false);
   const pieces = out.take();

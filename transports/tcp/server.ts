@@ -16,6 +16,7 @@ import { TimerQueue } from '../../src/timer-queue.js';
 import { BrokerCore } from '../memory/broker-core.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
+import { lockDataDir } from './dir-lock.js';
 import { Journal, type JournalRecord } from './journal.js';
 import type { WireQueueStats } from './protocol.js';
 
@@ -87,6 +88,8 @@ export class BrokerServer {
   readonly #gates: Gate[] = [];
   readonly #visibility: TimerQueue<Connection>;
   #journal: Journal | undefined;
+  /** Releases the dataDir lock. */
+  #unlock: (() => void) | undefined;
   #server: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #flushScheduled = false;
@@ -122,7 +125,12 @@ export class BrokerServer {
   async listen(): Promise<void> {
     if (this.#state !== 'new') throw new ClosedError(this.#state === 'listening' ? 'This BrokerServer already listens; it' : 'BrokerServer');
     const o = this.#o;
-    if (o.dataDir !== undefined) this.#journal = Journal.open(o.dataDir, this.#core, { compactBytes: o.compactBytes, fsync: o.fsync });
+    if (o.dataDir !== undefined) {
+      this.#unlock = lockDataDir(o.dataDir);
+      try {
+        this.#journal = Journal.open(o.dataDir, this.#core, { compactBytes: o.compactBytes, fsync: o.fsync });
+      } catch (err) { this.#releaseDir(); throw err; }
+    }
     const onSocket = (socket: Socket): void => this.#accept(socket);
     const server = o.tls === undefined
       ? createNetServer(onSocket)
@@ -130,7 +138,7 @@ export class BrokerServer {
     if (o.tls !== undefined) server.on('tlsClientError', (err: Error) => log('broker: TLS handshake failed: %s', err.message));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new ConnectionError(`BrokerServer could not listen on ${o.host}:${o.port}: ${err.message}`)));
+      server.once('error', (err) => { this.#releaseDir(); reject(new ConnectionError(`BrokerServer could not listen on ${o.host}:${o.port}: ${err.message}`)); });
       server.listen(o.port, o.host, () => resolve());
     });
     server.on('error', (err) => log('broker: server error: %s', err.message));
@@ -165,7 +173,14 @@ export class BrokerServer {
       await closing;
     }
     await this.#journal?.close();
+    this.#unlock?.();
     this.#core.close();
+  }
+
+  /** A listen() that failed: the journal stays unused, and the dataDir free for another broker. */
+  #releaseDir(): void {
+    this.#unlock?.();
+    this.#unlock = undefined;
   }
 
   #accept(socket: Socket): void {
