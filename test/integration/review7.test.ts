@@ -5,19 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../src/errors.js';
 import { BrokerServer, TcpTransport } from '../../transports/tcp/index.js';
-import { taskMessage } from './tcp-helpers.js';
+import { endAfterEach, taskMessage } from './tcp-helpers.js';
 
-const children = new Set<ChildProcess>();
-const cleanups: Array<() => Promise<void> | void> = [];
-
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { children, cleanups } = endAfterEach();
 
 const tempDir = (): string => {
   const d = mkdtempSync(join(tmpdir(), 'mw-review7-'));

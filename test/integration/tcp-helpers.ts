@@ -1,10 +1,12 @@
-/** Helpers for the TCP tests: raw sockets that speak exact bytes, and a quick health check of a broker. */
+/** Helpers for the TCP tests: raw sockets that speak exact bytes, a quick health check of a broker, per-test cleanup. */
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { packArgs } from '../../src/codec.js';
 import type { TaskMessage } from '../../src/transport.js';
 import { FrameDecoder, Outbox } from '../../transports/tcp/framing.js';
 import { decodeServerMessage, PROTOCOL_VERSION, writeFrame, writeMessage, type ClientMessage, type ServerMessage } from '../../transports/tcp/protocol.js';
+import { afterEach } from 'vitest';
 import { TcpTransport } from '../../transports/tcp/index.js';
 
 export interface RawClient {
@@ -90,3 +92,19 @@ export async function until(check: () => boolean, ms = 5_000): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * Child processes and cleanups of the tests of one file, ended after each test (every child still running is
+ * SIGKILLed, then the cleanups run newest first). Call once at the top level of a test file.
+ */
+export function endAfterEach(): { children: Set<ChildProcess>; cleanups: Array<() => Promise<void> | void> } {
+  const children = new Set<ChildProcess>();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    children.clear();
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return { children, cleanups };
+}
+

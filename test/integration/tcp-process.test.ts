@@ -4,20 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { App, chord, group, signature } from '../../src/index.js';
 import { TcpTransport } from '../../transports/tcp/index.js';
-import { until } from './tcp-helpers.js';
+import { endAfterEach, until } from './tcp-helpers.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-const children = new Set<ChildProcess>();
-const cleanups: Array<() => Promise<void> | void> = [];
-
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { children, cleanups } = endAfterEach();
 
 function spawn(name: string, args: string[]): { child: ChildProcess; messages: Array<Record<string, unknown>>; next(type: string): Promise<Record<string, unknown>> } {
   const child = fork(fixture(name), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
