@@ -20,6 +20,16 @@ const tempDir = (): string => {
 
 const dist = fileURLToPath(new URL('../../dist/transports/tcp/index.js', import.meta.url));
 
+/** A broker started on `dataDir` in this process, and a client of it (both closed after the test). */
+async function reopened(dataDir: string): Promise<TcpTransport> {
+  const server = new BrokerServer({ port: 0, dataDir });
+  await server.listen();
+  cleanups.push(() => server.close());
+  const client = new TcpTransport({ port: server.address().port });
+  cleanups.push(() => client.close());
+  return client;
+}
+
 /** A durable broker in its own process (the built package); resolves with its port once it listens. */
 async function brokerProcess(dataDir: string): Promise<{ child: ChildProcess; port: number }> {
   const code = `import { BrokerServer } from ${JSON.stringify(dist)};
@@ -58,11 +68,7 @@ describe('review 7: one broker per dataDir', () => {
     expect((refused as Error).message).toMatch(/in use by another broker \(pid \d+\)/);
 
     await killed(first.child);
-    const third = new BrokerServer({ port: 0, dataDir });
-    await third.listen();
-    cleanups.push(() => third.close());
-    const check = new TcpTransport({ port: third.address().port });
-    cleanups.push(() => check.close());
+    const check = await reopened(dataDir);
     expect((await check.getState(task.id))?.state).toBe('PENDING');
   }, 20_000);
 
@@ -104,11 +110,7 @@ describe('review 7: compaction of large values', () => {
     await client.close();
     await server.close();
 
-    const again = new BrokerServer({ port: 0, dataDir });
-    await again.listen();
-    cleanups.push(() => again.close());
-    const check = new TcpTransport({ port: again.address().port });
-    cleanups.push(() => check.close());
+    const check = await reopened(dataDir);
     expect((await check.getState(after.id))?.state).toBe('PENDING');
     expect((await check.getState('big-59'))?.result).toBe(result);
     expect((await check.stats()).queues.find((q) => q.name === 'q')?.ready).toBe(2);
