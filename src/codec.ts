@@ -25,6 +25,8 @@ export type Value =
   | { readonly [key: string]: Value };
 
 const BIN_KEY = '\u0000b';
+/** An attachment reference in packed JSON text (inside a JSON string, `"` is always escaped: only a reference matches). */
+const BIN_REF = /\{"\\u0000b":(\d+)\}/g;
 /** `undefined` as a whole value (a task result) packs to this text. */
 const UNDEFINED = '';
 
@@ -66,29 +68,38 @@ export function unpackArgs(packed: Packed): unknown[] {
 
 /**
  * Appends packed values to packed args (chains and chords append results).
- * Plain text is joined without parsing; binary attachments are re-indexed.
+ * The texts are joined without parsing, attachments re-indexed: the values
+ * were checked when packed, and one more level of nesting must not turn a
+ * result nested at the limit into an error once its task has succeeded; nor
+ * can a broker appending chord results throw on a text a client sent (a
+ * malformed one fails the callback when a worker unpacks its args).
  */
 export function appendArgs(args: Packed, values: readonly Packed[]): Packed {
   if (values.length === 0) return args;
-  if (typeof args === 'string' && values.every((v) => typeof v === 'string')) {
-    let text = args.slice(0, -1);
-    let first = args === '[]';
-    for (const v of values as readonly string[]) {
-      text += (first ? '' : ',') + (v === UNDEFINED ? 'null' : v);
-      first = false;
+  let all: Uint8Array[] | null = typeof args === 'string' ? null : [...args.bins];
+  let text = (typeof args === 'string' ? args : args.json).slice(0, -1);
+  let first = text === '[';
+  for (const v of values) {
+    let item: string;
+    if (typeof v === 'string') item = v === UNDEFINED ? 'null' : v;
+    else {
+      all ??= [];
+      const offset = all.length;
+      item = offset === 0 ? v.json : v.json.replace(BIN_REF, (_m, i: string) => `{"\\u0000b":${Number(i) + offset}}`);
+      for (const b of v.bins) all.push(b);
     }
-    return text + ']';
+    text += (first ? '' : ',') + item;
+    first = false;
   }
-  const list = unpackArgs(args);
-  for (const v of values) list.push(unpack(v) ?? null);
-  return pack(list, 'args');
+  text += ']';
+  return all === null || all.length === 0 ? text : { json: text, bins: all };
 }
 
-/** Prepends one plain value (the error message for `onError`) to packed args. */
+/** Prepends one plain value (the error message for `onError`) to packed args, without parsing them (see {@link appendArgs}). */
 export function prependArg(args: Packed, value: string): Packed {
-  const list = unpackArgs(args);
-  list.unshift(value);
-  return pack(list, 'args');
+  const text = typeof args === 'string' ? args : args.json;
+  const json = text === '[]' ? `[${JSON.stringify(value)}]` : `[${JSON.stringify(value)},${text.slice(1)}`;
+  return typeof args === 'string' ? json : { json, bins: args.bins };
 }
 
 /** True when `value` is a Value without `Uint8Array`s; allocates nothing. */
