@@ -4,6 +4,7 @@
  * test keeps the two in sync. Errors cross threads and TCP as plain
  * {@link ErrorInfo} and are rebuilt by code with {@link fromErrorInfo}.
  */
+import { types } from 'node:util';
 
 /** Every stable error code; `docs/errors.md` documents each (a test keeps them in sync). */
 export const ERROR_CODES = [
@@ -214,9 +215,12 @@ export class ConnectionError extends MillwrightError {
   }
 }
 
-/** Turns any thrown value into plain {@link ErrorInfo}. Non-Error values become their string form. */
+/**
+ * Turns any thrown value into plain {@link ErrorInfo}. Non-Error values become their string form. An Error of
+ * another realm (`node:vm`, a jsdom window) fails `instanceof Error`, and JSON.stringify of it says only "{}".
+ */
 export function toErrorInfo(err: unknown): ErrorInfo {
-  if (err instanceof Error) {
+  if (err instanceof Error || types.isNativeError(err)) {
     const code = MillwrightError.is(err) ? err.code : typeof (err as { code?: unknown }).code === 'string' ? String((err as { code?: unknown }).code) : 'ERR_TASK_FAILED';
     const info: { code: string; name: string; message: string; stack?: string; data?: Record<string, unknown> } = {
       code, name: err.name, message: err.message,

@@ -75,6 +75,12 @@ export class Worker extends EventEmitter {
   readonly #backlog: Delivery[] = [];
   readonly #revoked = new Set<string>();
   #idle: (() => void) | undefined;
+  /** start() in progress or done: stop() waits for it, so a consumer it registers late is cancelled too. */
+  #starting: Promise<void> | undefined;
+  /** The stop in progress or done: a later stop() waits for the same one. */
+  #stopping: Promise<void> | undefined;
+  /** Ends the graceful wait of the stop in progress (a later stop({ graceful: false }) or its timeout). */
+  #force: (() => void) | undefined;
   #runner: ModuleRunner | undefined;
   /** Settles sent to the transport and not yet confirmed. */
   #settling = 0;
@@ -107,6 +113,10 @@ export class Worker extends EventEmitter {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new ClosedError(this.#state === 'running' ? 'This worker is already started; it' : 'Worker');
     this.#state = 'running';
+    return (this.#starting = this.#consume());
+  }
+
+  async #consume(): Promise<void> {
     await this.#host.ready();
     const s = this.#settings;
     this.#consumer = await this.#host.transport.consume(
@@ -119,22 +129,34 @@ export class Worker extends EventEmitter {
    * Stops taking tasks. Graceful (default): waits for running tasks, up to
    * `timeout`; then (or at once when not graceful) aborts the rest, whose
    * signals fire, and hands them back to the broker for another worker.
+   * A second call resolves with the first; `graceful: false` (or a `timeout`)
+   * in it cuts the first one's graceful wait short (a second Ctrl-C).
    */
   async stop(options: StopOptions = {}): Promise<void> {
     if (options.timeout !== undefined && !isDelay(options.timeout)) throw badTimeout('stop()', options.timeout);
-    if (this.#state === 'stopped' || this.#state === 'new') { this.#state = 'stopped'; return; }
-    if (this.#state === 'stopping') return this.#waitIdle();
+    if (this.#state === 'new') { this.#state = 'stopped'; return; }
+    if (this.#stopping === undefined) return (this.#stopping = this.#stop(options));
+    if (this.#force !== undefined) {
+      if (options.graceful === false) this.#force();
+      else if (options.timeout !== undefined) void raceTimer(this.#stopping, this.#host.clock, options.timeout).then(() => this.#force?.());
+    }
+    return this.#stopping;
+  }
+
+  async #stop(options: StopOptions): Promise<void> {
     this.#state = 'stopping';
+    const forced = new Promise<void>((resolve) => { this.#force = resolve; });
     const transport = this.#host.transport;
     const parked = this.#limits.close();
     // Each release goes to the front of its queue: hand back the newest first to keep FIFO order.
     const handBack = [...this.#backlog.splice(0), ...parked].reverse();
     await Promise.all(handBack.map((d) => this.#guard(transport.release(d.tag, 0))));
     if (options.graceful !== false && this.#running.size > 0) {
-      const idle = this.#waitIdle();
+      const idle = Promise.race([this.#waitIdle(), forced]);
       if (options.timeout === undefined) await idle;
       else await raceTimer(idle, this.#host.clock, options.timeout);
     }
+    this.#force = undefined;
     for (const run of this.#running.values()) {
       run.done = true;
       this.#running.delete(run);
@@ -143,6 +165,8 @@ export class Worker extends EventEmitter {
       await this.#guard(transport.release(run.delivery.tag, 0));
     }
     await this.#waitIdle();
+    // Stopped while start() was still registering its consumer: wait for it, or it would stay registered.
+    await this.#starting?.then(undefined, () => undefined);
     await this.#guard(this.#consumer?.cancel());
     await this.#runner?.close();
     this.#state = 'stopped';
@@ -374,6 +398,7 @@ export class Worker extends EventEmitter {
 function raceTimer(work: Promise<void>, clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = clock.setTimer(resolve, ms);
-    void work.then(() => { clock.clearTimer(timer); resolve(); });
+    const done = (): void => { clock.clearTimer(timer); resolve(); };
+    void work.then(done, done);
   });
 }
