@@ -178,7 +178,11 @@ export class ExpiredError extends MillwrightError {
  */
 export class RetryLater extends MillwrightError {
   readonly delayMs: number | undefined;
+  /** @throws ValidationError when `delayMs` is given and is not a finite number >= 0 (NaN retried at once; Infinity never). */
   constructor(delayMs?: number, message = 'retry later') {
+    if (delayMs !== undefined && !(typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0)) {
+      throw new ValidationError(`Expected the delay of RetryLater to be a finite number of ms >= 0, got ${String(delayMs)}`, 'delayMs');
+    }
     super('ERR_RETRY_LATER', message);
     this.delayMs = delayMs;
   }

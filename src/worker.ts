@@ -11,7 +11,7 @@ import { pack, unpackArgs } from './codec.js';
 import { endContext, runInContext, type TaskContext } from './context.js';
 import { channels } from './diagnostics.js';
 import {
-  ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError,
+  ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError, type MillwrightError,
 } from './errors.js';
 import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } from './outcome.js';
 import { RateGates } from './rate-limit.js';
@@ -246,12 +246,10 @@ export class Worker extends EventEmitter {
     const def = registry.get(message.name);
     if (def === undefined) {
       if (this.#settings.ignoreUnknown) return this.#guard(transport.release(tag, 0));
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new NotRegisteredError(message.name)), this.#context()));
+      return this.#settle(run, this.#failedUnstarted(message, attempt, new NotRegisteredError(message.name)));
     }
     if (this.#revoked.has(message.id)) return this.#settle(run, this.#revokedOutcome(message, attempt));
-    if (message.expires !== undefined && clock.now() > message.expires) {
-      return this.#settle(run, finalFailure(message, attempt, 'FAILURE', toErrorInfo(new ExpiredError(message.id)), this.#context()));
-    }
+    if (message.expires !== undefined && clock.now() > message.expires) return this.#settle(run, this.#failedUnstarted(message, attempt, new ExpiredError(message.id)));
     if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
@@ -316,6 +314,13 @@ export class Worker extends EventEmitter {
     if (retryIn === null) this.#tell('task:failed', channels.failed, event);
     else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
     return outcome;
+  }
+
+  /** A task that fails without starting (not registered here, expired): final at once, and told as failed. */
+  #failedUnstarted(message: TaskMessage, attempt: number, err: MillwrightError): Outcome {
+    const error = toErrorInfo(err);
+    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt, error });
+    return finalFailure(message, attempt, 'FAILURE', error, this.#context());
   }
 
   #revokedOutcome(message: TaskMessage, attempt: number): Outcome {

@@ -4,7 +4,7 @@
  */
 import * as vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { App, currentTask, FakeClock, MemoryTransport, signature, TaskFailedError } from '../../src/index.js';
+import { App, currentTask, FakeClock, MemoryTransport, RetryLater, signature, TaskFailedError, ValidationError } from '../../src/index.js';
 
 const apps: App[] = [];
 afterEach(async () => { await Promise.all(apps.splice(0).map((a) => a.close())); });
@@ -119,3 +119,32 @@ describe('review 9', () => {
     expect((err as TaskFailedError).remoteName).toBe('TypeError');
   });
 });
+
+describe('failures a worker decides without starting the task', () => {
+  // src/worker.ts #execute: a task not registered on the worker, or past its `expires`, ended FAILURE with no
+  // task:failed event, so monitoring through events missed them.
+  it('a task not registered here, or expired, is told as task:failed', async () => {
+    const clock = new FakeClock(1_000);
+    const app = new App({ clock });
+    app.task('known', () => 1);
+    const failed: Array<{ name: string; code: string }> = [];
+    const worker = app.worker();
+    worker.on('task:failed', (e: { name: string; error: { code: string } }) => failed.push({ name: e.name, code: e.error.code }));
+    await worker.start();
+    const unknown = await app.send(signature('nobody-registered-this'));
+    const late = await app.send(signature('known', [], { eta: 2_000, expires: 1_500 }));
+    await clock.advance(1_000);
+    await expect(unknown.get()).rejects.toBeInstanceOf(TaskFailedError);
+    await expect(late.get()).rejects.toBeInstanceOf(TaskFailedError);
+    expect(failed).toEqual([{ name: 'nobody-registered-this', code: 'ERR_NOT_REGISTERED' }, { name: 'known', code: 'ERR_EXPIRED' }]);
+    await app.close();
+  });
+
+  // src/errors.ts RetryLater: any delay was taken: NaN retried at once, Infinity parked the task for good.
+  it('RetryLater refuses a delay that is not a finite number >= 0', () => {
+    for (const ms of [Number.NaN, Number.POSITIVE_INFINITY, -1]) expect(() => new RetryLater(ms)).toThrow(ValidationError);
+    expect(new RetryLater(0).delayMs).toBe(0);
+    expect(new RetryLater().delayMs).toBeUndefined();
+  });
+});
+
