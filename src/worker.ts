@@ -3,26 +3,20 @@
  * tasks at once (inline on this event loop, module tasks on a thread pool),
  * and settles each delivery with the outcome the core decides.
  */
-import type { Channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
-import { debuglog } from 'node:util';
 import type { Clock, TimerHandle } from './clock.js';
-import { pack, unpackArgs } from './codec.js';
+import { unpackArgs } from './codec.js';
 import { endContext, runInContext, type TaskContext } from './context.js';
 import { channels } from './diagnostics.js';
-import {
-  ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, toErrorInfo, ValidationError, type MillwrightError,
-} from './errors.js';
-import { failureOutcome, finalFailure, successOutcome, type OutcomeContext } from './outcome.js';
+import { ClosedError, ExpiredError, NotRegisteredError, RevokedError, TimeoutError, ValidationError } from './errors.js';
 import { RateGates } from './rate-limit.js';
 import type { Registry, TaskDef } from './registry.js';
 import type { Rng } from './rng.js';
 import { LinkedSet } from './linked-set.js';
 import { badTimeout, isDelay } from './options.js';
 import { abortRun, InlineContext, progressOf, signalOf, signatureOf, type Run } from './task-run.js';
-import { DONE, type Consumer, type Delivery, type Outcome, type TaskMessage, type Transport } from './transport.js';
-
-const log = debuglog('millwright');
+import { DONE, type Consumer, type Delivery, type Outcome, type Transport } from './transport.js';
+import { Verdicts } from './verdicts.js';
 
 /** Runs module tasks (on a thread pool). */
 export interface ModuleRunner {
@@ -88,19 +82,19 @@ export class Worker extends EventEmitter {
   #filling = false;
   /** Deliveries of tasks with a `rateLimit`, held back until their window allows a start. */
   readonly #limits: RateGates<Delivery>;
-  /** What outcomes are computed with: one object, its `now` set before each use (see #context()). */
-  readonly #outcome: { now: number; readonly resultsExpireIn: number; readonly rng: Rng };
+  /** Decides outcomes and tells task events. */
+  readonly #verdicts: Verdicts;
   // Bound once. (A settle the transport did not complete synchronously still needs one closure, for #settleRefused.)
   readonly #onSettled = (): void => this.#settled();
-  readonly #onSettleError = (err: unknown): void => { this.#report(err); this.#settled(); };
-  readonly #onError = (err: unknown): void => this.#report(err);
+  readonly #onSettleError = (err: unknown): void => { this.#verdicts.report(err); this.#settled(); };
+  readonly #onError = (err: unknown): void => this.#verdicts.report(err);
 
   /** @internal Made by `app.worker()`. */
   constructor(host: WorkerHost, settings: WorkerSettings) {
     super();
     this.#host = host;
     this.#settings = settings;
-    this.#outcome = { now: 0, resultsExpireIn: host.resultsExpireIn, rng: host.rng };
+    this.#verdicts = new Verdicts(this, host.clock, host.resultsExpireIn, host.rng);
     this.#limits = new RateGates(host.clock, (delivery) => this.#start(delivery), () => this.#running.size < settings.concurrency);
   }
 
@@ -205,13 +199,13 @@ export class Worker extends EventEmitter {
     try {
       work = this.#execute(run);
     } catch (err) {
-      this.#report(err);
+      this.#verdicts.report(err);
       // Never leave a delivery unsettled: hand it back for another attempt.
       if (!run.done) { run.done = true; void this.#guard(this.#host.transport.release(delivery.tag, 0)); }
     }
     // A synchronous task finishes here, without a promise of its own.
     if (work === undefined) return this.#next(run);
-    this.#host.clock.track(work.then(() => this.#next(run), (err: unknown) => { this.#report(err); this.#next(run); }));
+    this.#host.clock.track(work.then(() => this.#next(run), (err: unknown) => { this.#verdicts.report(err); this.#next(run); }));
   }
 
   #next(run: Run): void {
@@ -246,11 +240,11 @@ export class Worker extends EventEmitter {
     const def = registry.get(message.name);
     if (def === undefined) {
       if (this.#settings.ignoreUnknown) return this.#guard(transport.release(tag, 0));
-      return this.#settle(run, this.#failedUnstarted(message, attempt, new NotRegisteredError(message.name)));
+      return this.#settle(run, this.#verdicts.failedFinally(message, attempt, new NotRegisteredError(message.name)));
     }
-    if (this.#revoked.has(message.id)) return this.#settle(run, this.#revokedOutcome(message, attempt));
-    if (message.expires !== undefined && clock.now() > message.expires) return this.#settle(run, this.#failedUnstarted(message, attempt, new ExpiredError(message.id)));
-    if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
+    if (this.#revoked.has(message.id)) return this.#settle(run, this.#verdicts.revoked(message, attempt));
+    if (message.expires !== undefined && clock.now() > message.expires) return this.#settle(run, this.#verdicts.failedFinally(message, attempt, new ExpiredError(message.id)));
+    if (this.listenerCount('task:started') > 0 || channels.started.hasSubscribers) this.#verdicts.tell('task:started', channels.started, { id: message.id, name: message.name, attempt });
     if (message.timeout !== undefined) {
       const ms = message.timeout;
       run.timer = clock.setTimer(() => abortRun(run, new TimeoutError(`Task ${message.name} (${message.id}) timed out after ${ms} ms (attempt ${attempt})`, ms)), ms);
@@ -259,9 +253,9 @@ export class Worker extends EventEmitter {
     try {
       result = this.#call(def, run, attempt);
     } catch (err) {
-      return this.#settle(run, this.#failure(run, attempt, err));
+      return this.#settle(run, this.#verdicts.failure(message, attempt, err));
     }
-    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#success(run, attempt, result));
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return this.#settle(run, this.#verdicts.success(message, attempt, result));
     // STARTED is stored only for a task still running once its call returned: a synchronous one settles in this
     // same turn, and nothing could have read a STARTED state in between (saves a record and a store write per task).
     // Not awaited: a transport keeps the order of one client's requests, so STARTED lands before the outcome.
@@ -271,8 +265,8 @@ export class Worker extends EventEmitter {
       run.reject = reject;
       (result as PromiseLike<unknown>).then(resolve, reject);
     }).then(
-      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#success(run, attempt, value)); },
-      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#revokedOutcome(message, attempt) : this.#failure(run, attempt, err)); },
+      (value) => { if (!run.done) this.#settle(run, run.revoked ? this.#verdicts.revoked(message, attempt) : this.#verdicts.success(message, attempt, value)); },
+      (err: unknown) => { if (!run.done) this.#settle(run, run.revoked ? this.#verdicts.revoked(message, attempt) : this.#verdicts.failure(message, attempt, err)); },
     );
   }
 
@@ -289,42 +283,6 @@ export class Worker extends EventEmitter {
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
     const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: { ...message.headers }, signature: signatureOf(message) };
     return this.#runner.run(def, args, data, signalOf(run), progressOf(transport, run));
-  }
-
-  #success(run: Run, attempt: number, result: unknown): Outcome {
-    const message = run.delivery.message;
-    let packed;
-    try {
-      packed = pack(result, 'result');
-    } catch (err) {
-      const why = err instanceof ValidationError ? err.message : String(err);
-      return this.#failure(run, attempt, new ValidationError(`Task ${message.name} returned something that is not a value: ${why}`, 'result'));
-    }
-    // Told now, before the settle: over TCP the next delivery (a retry, the next link) can arrive in the same read as
-    // the settle's confirmation and start before a promise reaction to it would run, so waiting for the transport to
-    // take the outcome told events out of order. Should the transport refuse it (too large), task:failed follows.
-    if (this.listenerCount('task:succeeded') > 0 || channels.succeeded.hasSubscribers) this.#tell('task:succeeded', channels.succeeded, { id: message.id, name: message.name, attempt, result });
-    return successOutcome(message, attempt, packed, this.#context());
-  }
-
-  #failure(run: Run, attempt: number, err: unknown): Outcome {
-    const message = run.delivery.message;
-    const { outcome, retryIn, error } = failureOutcome(message, attempt, err, this.#context());
-    const event = { id: message.id, name: message.name, attempt, error };
-    if (retryIn === null) this.#tell('task:failed', channels.failed, event);
-    else this.#tell('task:retry', channels.retry, { ...event, delay: retryIn });
-    return outcome;
-  }
-
-  /** A task that fails without starting (not registered here, expired): final at once, and told as failed. */
-  #failedUnstarted(message: TaskMessage, attempt: number, err: MillwrightError): Outcome {
-    const error = toErrorInfo(err);
-    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt, error });
-    return finalFailure(message, attempt, 'FAILURE', error, this.#context());
-  }
-
-  #revokedOutcome(message: TaskMessage, attempt: number): Outcome {
-    return finalFailure(message, attempt, 'REVOKED', toErrorInfo(new RevokedError(message.id)), this.#context());
   }
 
   /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */
@@ -350,16 +308,8 @@ export class Worker extends EventEmitter {
     const message = run.delivery.message;
     const isFailure = outcome.records.some((r) => r.id === message.id && r.state === 'FAILURE');
     if (!(err instanceof ValidationError) || isFailure) return this.#onSettleError(err);
-    const error = toErrorInfo(new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path));
-    this.#tell('task:failed', channels.failed, { id: message.id, name: message.name, attempt: message.attempt + 1, error });
-    const failure = finalFailure(message, message.attempt + 1, 'FAILURE', error, this.#context());
+    const failure = this.#verdicts.failedFinally(message, message.attempt + 1, new ValidationError(`The outcome of task ${message.name} (${message.id}) could not be sent: ${err.message}`, err.path));
     this.#host.transport.settle(run.delivery.tag, failure).then(this.#onSettled, this.#onSettleError);
-  }
-
-  /** The outcome context, its `now` read once for the outcome about to be computed. */
-  #context(): OutcomeContext {
-    this.#outcome.now = this.#host.clock.now();
-    return this.#outcome;
   }
 
   #settled(): void {
@@ -376,27 +326,7 @@ export class Worker extends EventEmitter {
   }
 
   async #guard(work: Promise<unknown> | undefined): Promise<void> {
-    try { await work; } catch (err) { this.#report(err); }
-  }
-
-  /**
-   * Emits a task event and publishes it on its diagnostics channel; a
-   * listener that throws is reported, and cannot leave the task unsettled.
-   */
-  #tell(name: string, channel: Channel, event: object): void {
-    try {
-      this.emit(name, event);
-    } catch (err) {
-      this.#report(err);
-    }
-    // After, not in, the try: a throwing listener must not keep the event from subscribers (whose own
-    // throws never reach here: diagnostics_channel rethrows them on process.nextTick).
-    if (channel.hasSubscribers) channel.publish(event);
-  }
-
-  #report(err: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    else log('worker error: %s', err instanceof Error ? err.stack : String(err));
+    try { await work; } catch (err) { this.#verdicts.report(err); }
   }
 }
 
