@@ -13,6 +13,7 @@ import { ClosedError, ValidationError } from './errors.js';
 import { createModuleRunner } from './module-runner.js';
 import { checkOptions, rules } from './options.js';
 import { Registry, type ModuleTaskSpec, type TaskOptions } from './registry.js';
+import { isRateLimit } from './rate-limit.js';
 import { AsyncResult, Closing, GroupResult, type HandleContext } from './result.js';
 import { Schedules, type ScheduleOptions } from './schedules.js';
 import { defaultRng, type Rng } from './rng.js';
@@ -62,11 +63,7 @@ const TASK_RULES = {
   queue: rules.string, priority: rules.int(Number.MIN_SAFE_INTEGER), retries: rules.int(0),
   backoff: { expect: 'an object { type: "fixed" | "exponential" | "fibonacci", delay: ms >= 0, maxDelay?: ms >= 0, jitter?: boolean }', test: isBackoff },
   timeout: rules.number(1),
-  rateLimit: {
-    expect: 'an object { max: an integer >= 1, per: a finite number of ms > 0 }',
-    test: (v: unknown) => typeof v === 'object' && v !== null && Number.isInteger((v as { max?: unknown }).max) && ((v as { max: number }).max >= 1)
-      && typeof (v as { per?: unknown }).per === 'number' && Number.isFinite((v as { per: number }).per) && (v as { per: number }).per > 0,
-  },
+  rateLimit: { expect: 'an object { max: an integer >= 1, per: a finite number of ms > 0 }', test: isRateLimit },
 };
 
 /**
@@ -218,7 +215,7 @@ export class App {
     return worker;
   }
 
-  /** Stops the workers it made (gracefully), closes the transport and clears its timers. */
+  /** Stops the workers it made (gracefully), closes the transport and clears its timers. A second call resolves with the first. */
   close(): Promise<void> {
     return (this.#shutdown ??= this.#close());
   }

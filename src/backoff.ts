@@ -2,18 +2,18 @@
  * Backoff policy: a pure function of the retry number. Machinery's default
  * waits 1, 2, 3, 5, 8 ... seconds before retries 1, 2, 3, 4, 5 ...
  */
+import { isDelay } from './options.js';
 import type { Backoff } from './transport.js';
 
 /** The default backoff: fibonacci with a 1 s unit, as Machinery. */
 export const DEFAULT_BACKOFF: Backoff = Object.freeze({ type: 'fibonacci', delay: 1000 });
 
-/** A Backoff as a task option or a signature field must be (checked at registration and at send time). */
+/** A Backoff as a task option must be (checked at registration; a signature's own is checked at send time, in workflow.ts). */
 export function isBackoff(value: unknown): value is Backoff {
   if (typeof value !== 'object' || value === null) return false;
   const b = value as Partial<Record<keyof Backoff, unknown>>;
-  const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-  return (b.type === 'fixed' || b.type === 'exponential' || b.type === 'fibonacci') && ms(b.delay)
-    && (b.maxDelay === undefined || ms(b.maxDelay)) && (b.jitter === undefined || typeof b.jitter === 'boolean');
+  return (b.type === 'fixed' || b.type === 'exponential' || b.type === 'fibonacci') && isDelay(b.delay)
+    && (b.maxDelay === undefined || isDelay(b.maxDelay)) && (b.jitter === undefined || typeof b.jitter === 'boolean');
 }
 
 /**

@@ -28,6 +28,7 @@ export interface Clock {
   track(work: Promise<unknown>): void;
 }
 
+/** Options of `Clock.setTimer`. */
 export interface TimerOptions {
   /** Default true (as `setTimeout`); false: as an unref'd timer. */
   readonly keepAlive?: boolean;

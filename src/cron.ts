@@ -144,11 +144,13 @@ export function nextTick(cron: Cron, afterMs: number): number {
 
 /** More than any DST shift (at most 2 h, Antarctica/Troll). */
 const DST_MARGIN = 3 * 3_600_000;
+/** The DST shifts in use (30 min: Lord Howe Island; 2 h: Antarctica/Troll). */
+const DST_SHIFTS = [1_800_000, 3_600_000, 7_200_000] as const;
 
 /** True when wall time `w` (at `t`) already came earlier that night: the second pass of an hour DST repeats. */
 function repeated(t: number, w: Wall, tz: string): boolean {
   if (tz === 'UTC') return false;
-  for (const shift of [1_800_000, 3_600_000, 7_200_000]) {
+  for (const shift of DST_SHIFTS) {
     const e = wall(t - shift, tz);
     if (e.day === w.day && e.hour === w.hour && e.minute === w.minute && e.second === w.second) return true;
   }

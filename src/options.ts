@@ -45,7 +45,7 @@ export function describe(value: unknown): string {
   return `\`${text}\` (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
 }
 
-/** A timeout option: a finite number of ms >= 0. */
+/** A finite number of ms >= 0 (a timeout, a delay). */
 export function isDelay(ms: unknown): ms is number {
   return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0;
 }

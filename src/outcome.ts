@@ -105,7 +105,7 @@ function final(message: TaskMessage, state: TaskState, attempt: number, ctx: Out
   const { id, name, createdAt } = message;
   const updatedAt = ctx.now;
   const expiresAt = updatedAt + ctx.resultsExpireIn;
-  // One literal per shape: a field added after the literal goes to a separate property store (~70 bytes more per
+  // One literal per shape: a field added after the literal goes to a separate property store (~33 bytes more per
   // record, and a record is kept resultsExpireIn).
   if (result !== undefined) return { id, name, state, result, attempts: attempt, createdAt, updatedAt, expiresAt };
   if (error !== undefined) return { id, name, state, error, attempts: attempt, createdAt, updatedAt, expiresAt };

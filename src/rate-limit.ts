@@ -11,6 +11,13 @@ export interface RateLimit {
   readonly per: number;
 }
 
+/** A `rateLimit` option as it must be: `max` an integer >= 1, `per` a finite number of ms > 0 (checked at registration). */
+export function isRateLimit(value: unknown): value is RateLimit {
+  if (typeof value !== 'object' || value === null) return false;
+  const { max, per } = value as Partial<Record<keyof RateLimit, unknown>>;
+  return Number.isInteger(max) && (max as number) >= 1 && typeof per === 'number' && Number.isFinite(per) && per > 0;
+}
+
 /** At most `max` starts in any window of `per` ms: a sliding window over the last `max` start times. */
 export class RateWindow {
   readonly #max: number;

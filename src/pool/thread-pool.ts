@@ -116,7 +116,7 @@ export class ThreadPool {
    * Runs the module's export `exportName` with `args` on a thread; resolves
    * with its (awaited) result. Errors thrown there are rebuilt here by code,
    * with the thread's stack.
-   * @throws QueueFullError, AbortError, TimeoutError, ThreadCrashedError, ModuleError, ClosedError (rejections)
+   * @throws ValidationError (bad options, arguments that cannot be cloned), QueueFullError, AbortError, TimeoutError, ThreadCrashedError, ModuleError, ClosedError (rejections)
    */
   run<T = unknown>(exportName: string, args: readonly unknown[] = [], options?: RunOptions): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(new ClosedError('This ThreadPool'));

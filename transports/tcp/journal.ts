@@ -288,8 +288,10 @@ function decodeRecord(type: number, body: unknown, bins: readonly Uint8Array[]):
   }
 }
 
-/** Serialises a snapshot as record frames, the last one a commit with the checksum of the rest. */
-/** `chunkBytes`: the frame size past which a chunk of several items is split (lower in tests). */
+/**
+ * Serialises a snapshot as record frames, the last one a commit with the checksum of the rest.
+ * `chunkBytes`: the frame size past which a chunk of several items is split (lower in tests).
+ */
 export function writeSnapshot(snap: CoreSnapshot, gen: number, chunkBytes = CHUNK_BYTES): Buffer[] {
   const out = new Outbox();
   let n = 0;
@@ -298,7 +300,7 @@ export function writeSnapshot(snap: CoreSnapshot, gen: number, chunkBytes = CHUN
     n++;
     writeFrame(out, type, 0, stringifyWithBins(body, binary, bins), bins);
   };
-  // Chunks of up to CHUNK items, halved while a frame would pass CHUNK_BYTES: large results or arguments
+  // Chunks of up to CHUNK items, halved while a frame would pass chunkBytes: large results or arguments
   // would make one JSON text over V8's string limit (~512 MiB), or a frame over MAX_RECORD, and the
   // snapshot could then never be written (or read back).
   const putAll = (type: number, key: string, items: readonly unknown[]): void => {
