@@ -43,6 +43,13 @@ interface QueueState {
    */
   readonly parked: Map<string, Entry[]>;
   parkedCount: number;
+  /**
+   * Ready tasks whose consumers were all full while another consumer of the queue had room (it filters by
+   * name), set aside per name in dispatch order, so they do not hold up the tasks behind them; the next one
+   * goes out, before a later task of its name, once a consumer that takes it has room.
+   */
+  readonly held: Map<string, ReadyQueue<Entry>>;
+  heldCount: number;
   consumers: ConsumerState[];
   rr: number;
 }
@@ -55,7 +62,7 @@ export interface QueueStats {
   readonly consumers: number;
 }
 
-/** How many tasks one dispatch pass looks past (held back for a consumer that is full or handed them back) before it stops. */
+/** How many tasks one dispatch pass looks past (handed back by the consumers with room, wanted by a full one) before it stops. */
 const MAX_SKIP = 256;
 
 export class Dispatcher {
@@ -159,7 +166,7 @@ export class Dispatcher {
     for (const [name, q] of this.#queues) {
       let unacked = 0;
       for (const e of this.#deliveries.values()) if (e.message.queue === name) unacked++;
-      out.push({ name, ready: q.ready.size + q.parkedCount, unacked, consumers: q.consumers.length });
+      out.push({ name, ready: q.ready.size + q.parkedCount + q.heldCount, unacked, consumers: q.consumers.length });
     }
     return out;
   }
@@ -168,6 +175,7 @@ export class Dispatcher {
   *tasks(): IterableIterator<TaskMessage> {
     for (const q of this.#queues.values()) {
       for (const e of q.ready) yield e.message;
+      for (const held of q.held.values()) for (const e of held) yield e.message;
       for (const parked of q.parked.values()) for (const e of parked) yield e.message;
     }
     for (const e of this.#deliveries.values()) yield e.message;
@@ -177,6 +185,12 @@ export class Dispatcher {
   retain(keep: (message: TaskMessage) => boolean): void {
     for (const q of this.#queues.values()) {
       q.ready.retain((e) => keep(e.message));
+      q.heldCount = 0;
+      for (const [name, held] of q.held) {
+        held.retain((e) => keep(e.message));
+        if (held.size === 0) q.held.delete(name);
+        q.heldCount += held.size;
+      }
       q.parkedCount = 0;
       for (const [name, parked] of q.parked) {
         const kept = parked.filter((e) => keep(e.message));
@@ -193,13 +207,13 @@ export class Dispatcher {
 
   #queue(name: string): QueueState {
     let q = this.#queues.get(name);
-    if (q === undefined) this.#queues.set(name, (q = { ready: new ReadyQueue(), parked: new Map(), parkedCount: 0, consumers: [], rr: 0 }));
+    if (q === undefined) this.#queues.set(name, (q = { ready: new ReadyQueue(), parked: new Map(), parkedCount: 0, held: new Map(), heldCount: 0, consumers: [], rr: 0 }));
     return q;
   }
 
   #markDirty(q: QueueState): void {
     // Nothing to hand out, or no one to hand it to (a push marks the queue again).
-    if (q.consumers.length === 0 || q.ready.size === 0) return;
+    if (q.consumers.length === 0 || (q.ready.size === 0 && q.heldCount === 0)) return;
     this.#dirty.add(q);
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -229,13 +243,17 @@ export class Dispatcher {
   #dispatchQueue(q: QueueState): void {
     let skipped: Entry[] | undefined;
     try {
-      while (q.ready.size > 0 && (skipped === undefined || skipped.length < MAX_SKIP) && this.#hasCapacity(q)) {
-        const entry = q.ready.shift() as Entry;
+      while ((skipped === undefined || skipped.length < MAX_SKIP) && this.#hasCapacity(q)) {
+        const entry = this.#next(q);
+        if (entry === undefined) break;
         if (this.#isDropped(entry.message)) continue;
         const consumer = this.#pick(q, entry);
         if (consumer !== null) this.#deliver(consumer, entry);
-        else if (this.#accepted(q, entry)) (skipped ??= []).push(entry);
-        else this.#park(q, entry);
+        else if (!this.#accepted(q, entry)) this.#park(q, entry);
+        // Held for a full consumer: set aside (not looked past on every pass, which left a consumer with room
+        // waiting behind a full one's backlog). Handed back ones stay in the queue: they differ per consumer.
+        else if (entry.rejectedBy === null) this.#hold(q, entry);
+        else (skipped ??= []).push(entry);
       }
     } finally {
       // Back in front, in order (also when a consumer's deliver threw: they are in no queue until then).
@@ -244,6 +262,41 @@ export class Dispatcher {
         q.ready.unshiftAll(entry.message.priority, [entry]);
       }
     }
+  }
+
+  /** The next task to hand out: the head of the queue, or a held task before it that a consumer with room takes. */
+  #next(q: QueueState): Entry | undefined {
+    if (q.heldCount === 0) return q.ready.shift();
+    let best = q.ready.peek();
+    let from = q.ready;
+    for (const [name, held] of q.held) {
+      const head = held.peek() as Entry;
+      if ((best === undefined || precedes(head, best)) && this.#hasRoomFor(q, name)) {
+        best = head;
+        from = held;
+      }
+    }
+    if (best === undefined) return undefined;
+    from.shift();
+    if (from !== q.ready) {
+      q.heldCount--;
+      if (from.size === 0) q.held.delete(best.message.name);
+    }
+    return best;
+  }
+
+  #hold(q: QueueState, entry: Entry): void {
+    const name = entry.message.name;
+    let held = q.held.get(name);
+    if (held === undefined) q.held.set(name, (held = new ReadyQueue()));
+    // In its place (a redelivery that came back to the front is older than the tasks held before it).
+    held.insert(entry.message.priority, entry, precedes);
+    q.heldCount++;
+  }
+
+  #hasRoomFor(q: QueueState, name: string): boolean {
+    for (const c of q.consumers) if (c.unacked < c.prefetch && (c.names === null || c.names.has(name))) return true;
+    return false;
   }
 
   /** Whether any consumer of the queue takes this task (full or not): takes its name and did not hand it back. */
@@ -309,4 +362,9 @@ export class Dispatcher {
     entry.redelivered = true;
     consumer.handler.deliver({ tag, message: entry.message, redelivered });
   }
+}
+
+/** Whether `a` goes out before `b`: higher priority first, then in the order they became ready. */
+function precedes(a: Entry, b: Entry): boolean {
+  return a.message.priority > b.message.priority || (a.message.priority === b.message.priority && a.seq < b.seq);
 }

@@ -31,6 +31,16 @@ export class Deque<T> {
     }
   }
 
+  /** The item `shift` would return, left in place. */
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+
+  /** The last item. */
+  last(): T | undefined {
+    return this.length === 0 ? undefined : this.#items[this.#items.length - 1];
+  }
+
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const item = this.#items[this.#head];
@@ -80,6 +90,31 @@ export class ReadyQueue<T> {
   unshiftAll(priority: number, items: readonly T[]): void {
     this.#level(priority).unshiftAll(items);
     this.#size += items.length;
+  }
+
+  /**
+   * Adds an item in its place in its level by `before` (the items there are in that order): at the back or the
+   * front in O(1), between them (rare) in O(level).
+   */
+  insert(priority: number, item: T, before: (a: T, b: T) => boolean): void {
+    const deque = this.#level(priority);
+    const last = deque.last();
+    if (last === undefined || !before(item, last)) deque.push(item);
+    else if (before(item, deque.peek() as T)) deque.unshiftAll([item]);
+    else {
+      const items = [...deque];
+      items.splice(items.findIndex((x) => before(item, x)), 0, item);
+      deque.retain(() => false);
+      for (const x of items) deque.push(x);
+    }
+    this.#size++;
+  }
+
+  /** The item `shift` would return, left in place. */
+  peek(): T | undefined {
+    if (this.#size === 0) return undefined;
+    for (const { deque } of this.#levels) if (deque.length > 0) return deque.peek();
+    return undefined;
   }
 
   /** Removes and returns the next item: highest priority, oldest first. */
