@@ -383,6 +383,34 @@ describe('review of the per-task path and the broker split', () => {
 });
 
 describe('review of revocations and snapshots', () => {
+  // BUG (transports/memory/broker-core.ts snapshot()): a task revoked while it ran was left out of a snapshot
+  // (by its revocation) while its state was still STARTED. Should its worker die after that compaction, the
+  // broker fails it REVOKED when it comes back, but that decision is not journaled: after a restart from the
+  // snapshot, the task was gone, its state STARTED for good, its workflow pending. It stays in the snapshot now
+  // and is failed when it comes up after the restart, as before the restart.
+  it('a task revoked while running stays in a snapshot and ends REVOKED after a restart from it', async () => {
+    const clock = new FakeClock(1_000);
+    const core = new BrokerCore(clock, 60_000);
+    const task: TaskMessage = { id: 'running', name: 'a', args: packArgs([]), queue: 'q', priority: 0, eta: 0, retries: 0, attempt: 0, createdAt: clock.now() };
+    const held: Delivery[] = [];
+    core.consume({ queues: ['q'], prefetch: 1, names: null }, { deliver: (d) => held.push(d), revoked: () => undefined });
+    core.publish({ tasks: [task], chords: [] });
+    await clock.advance(0);
+    expect(held.map((d) => d.message.id)).toEqual(['running']);
+    core.setState({ id: 'running', name: 'a', state: 'STARTED', attempts: 1, createdAt: 1_000, updatedAt: 1_000 });
+    core.revoke('running');
+    const snapshot = core.snapshot(); // a compaction while the worker still holds it
+    core.close();
+    const restarted = new BrokerCore(clock, 60_000);
+    restarted.load(snapshot);
+    const got: Delivery[] = [];
+    restarted.consume({ queues: ['q'], prefetch: 1, names: null }, { deliver: (d) => got.push(d), revoked: () => undefined });
+    await clock.advance(0);
+    expect(got).toEqual([]);
+    expect(restarted.getState('running')?.state).toBe('REVOKED');
+    restarted.close();
+  });
+
   // BUG (transports/memory/broker-core.ts snapshot(), also before the split): a snapshot leaves out revoked
   // tasks by the revocation record only. Once that record expired, a task revoked while delayed (or queued
   // with no consumer) is written into the snapshot, and after a restart from it the revoked task runs.

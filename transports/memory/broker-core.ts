@@ -197,13 +197,18 @@ export class BrokerCore {
     for (const [id, message] of this.#dropped) if (!keep(message)) this.#dropped.delete(id);
   }
 
-  /** A consistent copy of everything a restart needs (revoked tasks, never to be delivered, left out). O(n). */
+  /**
+   * A consistent copy of everything a restart needs. O(n). Revoked tasks already failed (revoked while queued, or
+   * final) are left out; one revoked while it ran and not final yet stays: should it come back (its worker gone),
+   * it is failed REVOKED then, after a restart as before one (that decision is not journaled).
+   */
   snapshot(): CoreSnapshot {
     const tasks = [...this.#queues.tasks()];
     // TimerQueue has no iterator: a filter that keeps everything visits every delayed entry.
     this.#delayed.filter((e) => { tasks.push(messageOf(e)); return true; });
+    const done = (m: TaskMessage): boolean => this.#dropped.get(m.id) === m || (this.#revoked.has(m.id) && isFinal(this.#states.get(m.id)?.state ?? 'PENDING'));
     return {
-      states: this.#states.records(), tasks: tasks.filter((m) => !this.#revoked.has(m.id) && this.#dropped.get(m.id) !== m),
+      states: this.#states.records(), tasks: tasks.filter((m) => !done(m)),
       chords: [...this.#chords.entries()].map((c) => ({ spec: c.spec, results: c.results.map((r) => r ?? null) })),
       closedChords: [...this.#chords.closedIds()], revoked: [...this.#revoked],
     };
