@@ -3,6 +3,7 @@
  * `status` (queues, depths, in flight, consumers, and rates from two samples).
  */
 import { App } from '../../src/app.js';
+import { pack } from '../../src/codec.js';
 import { signature } from '../../src/signature.js';
 import { TaskFailedError } from '../../src/errors.js';
 import { UsageError, type ParsedArgs } from './cli-args.js';
@@ -12,6 +13,7 @@ import type { WireQueueStats } from './protocol.js';
 /** `millwright send NAME [ARGS_JSON]`. */
 export async function send(args: ParsedArgs): Promise<void> {
   const [name, json = '[]'] = args.positionals as [string, string?];
+  if (name === '') throw new UsageError('Expected `NAME` to be a task name (a non-empty string), got ``', 'send');
   const taskArgs = parseArgsJson(json);
   const token = readToken(args.string('token-file'), 'send');
   const transport = await openTransport(args.address('connect'), token, clientTls(args, 'send'));
@@ -43,6 +45,12 @@ function parseArgsJson(json: string): unknown[] {
     throw new UsageError(`Expected \`ARGS_JSON\` to be a JSON array of arguments (e.g. '[1,2]'), got \`${json}\` (${(err as Error).message})`, 'send');
   }
   if (!Array.isArray(value)) throw new UsageError(`Expected \`ARGS_JSON\` to be a JSON array of arguments (e.g. '[1,2]'), got \`${json}\``, 'send');
+  // What app.send would refuse later (1e400 parses to Infinity; a reserved key) is a bad command line too.
+  try {
+    pack(value, 'ARGS_JSON');
+  } catch (err) {
+    throw new UsageError(`Expected \`ARGS_JSON\` to hold values a task can take, got \`${json}\` (${(err as Error).message})`, 'send');
+  }
   return value;
 }
 

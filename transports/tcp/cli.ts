@@ -186,6 +186,12 @@ async function main(argv: readonly string[]): Promise<void> {
   if (command === 'send' || command === 'status') exitNow();
 }
 
+// A reader that went away (`millwright status | head -1`) makes writes fail with EPIPE, which would crash the
+// command with an unhandled 'error' stack trace (and a worker or broker with it): drop the output instead.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE') throw err; });
+}
+
 main(process.argv.slice(2)).then(
   () => { if (process.exitCode !== undefined && process.exitCode !== 0) exitNow(); },
   (err: unknown) => { reportError(err); exitNow(); },
