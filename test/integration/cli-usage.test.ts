@@ -22,6 +22,13 @@ describe('millwright --help', () => {
     for (const command of Object.keys(FLAGS)) expect(stdout).toMatch(new RegExp(`^  ${command}\\s`, 'm'));
   });
 
+  it('help COMMAND prints that command\'s help, as COMMAND --help does', async () => {
+    const viaHelp = await runCli(['help', 'send']);
+    expect(viaHelp).toEqual(await runCli(['send', '--help']));
+    expect(viaHelp.code).toBe(0);
+    expect(viaHelp.stdout).toContain('Usage: millwright send');
+  });
+
   it.each(Object.entries(FLAGS))('%s --help names its flags and exits 0', async (command, flags) => {
     const { code, stdout, stderr } = await runCli([command, '--help']);
     expect(code, stderr).toBe(0);

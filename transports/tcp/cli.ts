@@ -168,6 +168,9 @@ async function worker(args: ParsedArgs): Promise<void> {
 /** Runs the command line; resolves once the command finished (broker and worker keep running until a signal). */
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // `millwright help send` is `millwright send --help`.
+  const helpOf = command === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+  if (helpOf !== undefined) { process.stdout.write(commandHelp(helpOf)); return; }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     if (command !== undefined) { process.stdout.write(topHelp()); return; }
     process.stderr.write(topHelp());
