@@ -282,7 +282,10 @@ export class Worker extends EventEmitter {
     }
     this.#runner ??= this.#host.moduleRunner(this.#settings.threads);
     const data = { id: message.id, name: message.name, attempt, retriesLeft: message.retries, headers: { ...message.headers }, signature: signatureOf(message) };
-    return this.#runner.run(def, args, data, signalOf(run), progressOf(transport, run));
+    const progress = progressOf(transport, run);
+    // Called from the pool's message handler: a throw there would escape to the process and lose the reply batch.
+    const onProgress = (value: unknown): void => { try { progress(value); } catch (err) { this.#verdicts.report(err); } };
+    return this.#runner.run(def, args, data, signalOf(run), onProgress);
   }
 
   /** Applies the outcome. The run's slot frees at once; stop() waits for outstanding settles. */

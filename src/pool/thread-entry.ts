@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TransferListItem } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
+import { pack } from '../codec.js';
 import { runInContext, type TaskContext } from '../context.js';
 import { AbortError, ModuleError, TimeoutError, toErrorInfo } from '../errors.js';
 import { isMoved } from './move.js';
@@ -37,6 +38,11 @@ try {
 
 /** Async tasks still pending, by slot; the controller is there for context tasks. */
 const pending = new Map<number, AbortController | null>();
+/**
+ * The task (its start number) each slot was last given to. A task released after an abort may still settle or report
+ * progress later, when its slot already holds the next task: checked against this, it is ignored, not taken for that one.
+ */
+const owners: number[] = [];
 
 let out: unknown[] = [0];
 let outTransfer: TransferListItem[] = [];
@@ -70,7 +76,9 @@ function runBatch(message: unknown[]): void {
 }
 
 function runTask(slot: number, name: string, args: unknown[], context: WireContext | 0): void {
-  Atomics.store(started, 0, ++startedCount);
+  const run = ++startedCount;
+  Atomics.store(started, 0, run);
+  owners[slot] = run;
   const fn = lookup(name);
   if (typeof fn !== 'function') {
     pushError(slot, fn);
@@ -84,7 +92,7 @@ function runTask(slot: number, name: string, args: unknown[], context: WireConte
     } else {
       controller = new AbortController();
       pending.set(slot, controller); // progress() may be called before fn returns
-      const ctx = makeContext(slot, context, controller.signal);
+      const ctx = makeContext(slot, run, context, controller.signal);
       result = runInContext(ctx, fn as (...a: unknown[]) => unknown, args);
     }
   } catch (err) {
@@ -94,7 +102,7 @@ function runTask(slot: number, name: string, args: unknown[], context: WireConte
   }
   if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
     pending.set(slot, controller);
-    (result as PromiseLike<unknown>).then((value) => settleAsync(slot, ST_OK, value), (err: unknown) => settleAsync(slot, ST_ERROR, err));
+    (result as PromiseLike<unknown>).then((value) => settleAsync(slot, run, ST_OK, value), (err: unknown) => settleAsync(slot, run, ST_ERROR, err));
   } else {
     pending.delete(slot);
     pushResult(slot, result);
@@ -109,20 +117,23 @@ function lookup(name: string): TaskFn | ModuleError {
   return new ModuleError(`The pool module ${data.module} has no exported function \`${name}\` (exported functions: ${names.length > 0 ? names.join(', ') : 'none'})`);
 }
 
-function makeContext(slot: number, wire: WireContext, signal: AbortSignal): TaskContext {
+function makeContext(slot: number, run: number, wire: WireContext, signal: AbortSignal): TaskContext {
   return {
     id: wire.id, name: wire.name, attempt: wire.attempt, retriesLeft: wire.retriesLeft,
     headers: wire.headers, signature: wire.signature, signal,
     progress(value: unknown): void {
-      if (!pending.has(slot)) return; // finished or released: late progress is dropped
+      // Checked here, as an inline task's progress() does: the task gets the ValidationError. (Found on the main
+      // thread instead, it was thrown out of the pool's message handler: the process crashed and the batch was lost.)
+      pack(value, 'progress');
+      if (!pending.has(slot) || owners[slot] !== run) return; // finished or released: late progress is dropped
       out.push(slot, ST_PROGRESS, value);
       queueFlush();
     },
   };
 }
 
-function settleAsync(slot: number, status: number, value: unknown): void {
-  if (!pending.has(slot)) return; // released after an abort: the main side no longer waits
+function settleAsync(slot: number, run: number, status: number, value: unknown): void {
+  if (!pending.has(slot) || owners[slot] !== run) return; // released after an abort: the main side no longer waits
   pending.delete(slot);
   if (status === ST_OK) pushResult(slot, value);
   else pushError(slot, value);
