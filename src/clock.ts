@@ -37,7 +37,8 @@ export interface TimerOptions {
 const MAX_DELAY = 2 ** 31 - 1;
 
 interface RealHandle extends TimerHandle {
-  readonly timeout: NodeJS.Timeout;
+  /** The leg armed now: a delay above {@link MAX_DELAY} runs as several legs. */
+  timeout: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -50,10 +51,13 @@ export class SystemClock implements Clock {
     return Date.now();
   }
   setTimer(fn: () => void, delayMs: number, options?: TimerOptions): TimerHandle {
-    // Node fires delays above 2^31-1 ms after 1 ms: clamp (a TimerQueue re-arms when a timer fires early).
-    const timeout = setTimeout(fn, Math.min(MAX_DELAY, delayMs > 0 ? delayMs : 0)); // NaN: 0
-    if (options?.keepAlive === false) timeout.unref();
-    const handle: RealHandle = { id: this.#next++, timeout };
+    const handle: RealHandle = { id: this.#next++, timeout: undefined };
+    // Node fires delays above 2^31-1 ms after 1 ms: wait in legs of at most that, the last one calling `fn`.
+    const arm = (ms: number): void => {
+      handle.timeout = ms > MAX_DELAY ? setTimeout(() => arm(ms - MAX_DELAY), MAX_DELAY) : setTimeout(fn, ms);
+      if (options?.keepAlive === false) handle.timeout.unref();
+    };
+    arm(delayMs > 0 ? delayMs : 0); // NaN: 0
     return handle;
   }
   clearTimer(handle: TimerHandle): void {
@@ -90,8 +94,11 @@ export class FakeClock implements Clock {
   #byId = new Map<number, FakeTimer>();
   #next = 1;
   #work = new Set<Promise<unknown>>();
+  /** The advance or runAll in progress: the next one starts when it ends, from the time it left. */
+  #busy: Promise<void> = Promise.resolve();
 
   constructor(startMs = 0) {
+    if (typeof startMs !== 'number' || !Number.isFinite(startMs)) throw new ValidationError(`Expected startMs to be a finite number (epoch ms), got ${String(startMs)}`, 'startMs');
     this.#now = startMs;
   }
 
@@ -124,9 +131,16 @@ export class FakeClock implements Clock {
     work.then(done, done);
   }
 
-  /** Moves time forward by `ms`, firing due timers in order and awaiting their work. */
+  /**
+   * Moves time forward by `ms`, firing due timers in order and awaiting their work. Calls made while another
+   * advance or runAll is in progress (not awaited, or from a timer callback) run after it, from where it left time.
+   */
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0) || !Number.isFinite(ms)) throw new ValidationError(`Expected ms to be a finite number >= 0, got ${String(ms)}`, 'ms');
+    return this.#serially(() => this.#advance(ms));
+  }
+
+  async #advance(ms: number): Promise<void> {
     const target = this.#now + ms;
     await this.#settle();
     for (;;) {
@@ -144,14 +158,24 @@ export class FakeClock implements Clock {
 
   /** Advances until no timer is pending. Throws after `maxTimers` firings (timers re-arming forever). */
   async runAll(maxTimers = 100_000): Promise<void> {
+    return this.#serially(() => this.#runAll(maxTimers));
+  }
+
+  async #runAll(maxTimers: number): Promise<void> {
     let fired = 0;
     await this.#settle();
     for (;;) {
       this.#dropCancelled();
       if (this.#timers.size === 0) return;
       if (fired++ >= maxTimers) throw new ValidationError(`FakeClock.runAll: still ${this.#timers.size} timers pending after ${maxTimers} firings; timers keep re-arming (a periodic schedule?): use advance(ms) instead`);
-      await this.advance(Math.max(0, this.#timers.peekKey() - this.#now));
+      await this.#advance(Math.max(0, this.#timers.peekKey() - this.#now));
     }
+  }
+
+  #serially(step: () => Promise<void>): Promise<void> {
+    const run = this.#busy.then(step);
+    this.#busy = run.catch(() => undefined);
+    return run;
   }
 
   #dropCancelled(): void {

@@ -78,19 +78,19 @@ export function runInContext(context: TaskContext, fn: (...args: unknown[]) => u
   if (mode === 'sync' && holder.tracked === 0) {
     let result: unknown;
     try {
-      result = fn(...args);
+      result = callSettled(fn, args);
     } finally {
       holder.current = prev;
     }
     if (!isThenable(result)) return result;
     holder.modes.set(fn, 'async');
-    return settledWith(result);
+    return result;
   }
   holder.live.add(context);
   holder.tracked++;
   let result: unknown;
   try {
-    result = storage.run(context, fn, ...args);
+    result = storage.run(context, callSettled, fn, args);
   } catch (err) {
     endContext(context); // a call that threw taught nothing about what the function returns
     throw err;
@@ -103,9 +103,15 @@ export function runInContext(context: TaskContext, fn: (...args: unknown[]) => u
     return result;
   }
   holder.modes.set(fn, 'async');
-  const settled = settledWith(result);
+  const settled = result as Promise<unknown>;
   settled.then(() => endContext(context), () => endContext(context));
   return settled;
+}
+
+/** `fn(...args)`, a thenable it returns executed here, in the caller's context (a lazy one runs its work in `then`). */
+function callSettled(fn: (...args: unknown[]) => unknown, args: readonly unknown[]): unknown {
+  const result = fn(...args);
+  return isThenable(result) ? settledWith(result) : result;
 }
 
 /**

@@ -65,7 +65,10 @@ export class TimerQueue<T> {
     this.#timer = undefined;
     this.#armedFor = Infinity;
     const now = this.#clock.now();
-    while (this.#heap.peekKey() <= now) this.#fire(this.#heap.pop() as T);
-    this.#arm();
+    try {
+      while (this.#heap.peekKey() <= now) this.#fire(this.#heap.pop() as T);
+    } finally {
+      this.#arm(); // a `fire` that threw leaves the items after it armed
+    }
   }
 }
