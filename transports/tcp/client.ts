@@ -72,6 +72,13 @@ export class TcpTransport implements Transport {
   readonly #watchers = new Map<string, Set<(event: WatchEvent) => void>>();
   /** Deliveries held on the current connection: tag -> message id. */
   readonly #held = new Map<DeliveryTag, string>();
+  /**
+   * Tags handed to consumers are the broker's plus this base, raised past every tag handed out on earlier
+   * connections: a restarted broker numbers its tags from 1 again, and a late settle or release of a delivery
+   * of a lost connection must not hit another task's delivery on this one.
+   */
+  #tagBase = 0;
+  #maxTag = 0;
   #out = new Outbox();
   #socket: Socket | undefined;
   #state: 'idle' | 'connecting' | 'open' | 'backoff' | 'closed' = 'idle';
@@ -154,10 +161,13 @@ export class TcpTransport implements Transport {
     };
   }
 
+  /** A delivery of a lost connection was already requeued by the broker: settling it is a no-op. */
   settle(tag: DeliveryTag, outcome: Outcome): Promise<void> {
+    if (tag <= this.#tagBase) return Promise.resolve();
     const mid = this.#held.get(tag) ?? outcome.records[0]?.id ?? '';
     this.#held.delete(tag);
-    return this.#request((id) => ({ t: 'settle', id, tag, mid, outcome }));
+    const wire = tag - this.#tagBase;
+    return this.#request((id) => ({ t: 'settle', id, tag: wire, mid, outcome }));
   }
 
   /** A delivery not held on the current connection was already requeued by the broker: releasing it is a no-op. */
@@ -165,7 +175,8 @@ export class TcpTransport implements Transport {
     const mid = this.#held.get(tag);
     if (mid === undefined) return Promise.resolve();
     this.#held.delete(tag);
-    return this.#request((id) => ({ t: 'release', id, tag, mid, delay: Math.max(0, Math.round(delayMs)) }));
+    const wire = tag - this.#tagBase;
+    return this.#request((id) => ({ t: 'release', id, tag: wire, mid, delay: Math.max(0, Math.round(delayMs)) }));
   }
 
   /**
@@ -213,7 +224,8 @@ export class TcpTransport implements Transport {
 
   /** Progress is best effort: dropped while disconnected. It extends the delivery's visibility deadline. */
   progress(tag: DeliveryTag, id: string, value: Packed): void {
-    this.#oneWay({ t: 'progress', tag, mid: id, value });
+    if (this.#held.get(tag) !== id) return;
+    this.#oneWay({ t: 'progress', tag: tag - this.#tagBase, mid: id, value });
   }
 
   revoke(id: string): Promise<void> {
@@ -365,8 +377,10 @@ export class TcpTransport implements Transport {
       case 'deliver': {
         const entry = this.#consumers.get(msg.c);
         if (entry === undefined || entry.cancelled) break;
-        this.#held.set(msg.tag, msg.message.id);
-        entry.handler.deliver({ tag: msg.tag, message: msg.message, redelivered: msg.redelivered });
+        const tag = this.#tagBase + msg.tag;
+        if (tag > this.#maxTag) this.#maxTag = tag;
+        this.#held.set(tag, msg.message.id);
+        entry.handler.deliver({ tag, message: msg.message, redelivered: msg.redelivered });
         break;
       }
       case 'revoked': this.#consumers.get(msg.c)?.handler.revoked(msg.sid); break;
@@ -386,7 +400,8 @@ export class TcpTransport implements Transport {
     this.#heartbeat = this.#clock.setTimer(() => {
       this.#heartbeat = undefined;
       if (this.#state !== 'open') return;
-      this.#oneWay({ t: 'heartbeat', tags: [...this.#held.keys()] });
+      const base = this.#tagBase;
+      this.#oneWay({ t: 'heartbeat', tags: Array.from(this.#held.keys(), (tag) => tag - base) });
       this.#armHeartbeat();
     }, this.#heartbeatMs);
   }
@@ -395,6 +410,7 @@ export class TcpTransport implements Transport {
     this.#socket = undefined;
     this.#out.take();
     this.#held.clear();
+    this.#tagBase = this.#maxTag;
     if (this.#state === 'closed') return;
     this.#requests.disconnected();
     this.#state = 'backoff';
