@@ -78,6 +78,8 @@ export class TcpTransport implements Transport {
    * of a lost connection must not hit another task's delivery on this one.
    */
   #tagBase = 0;
+  /** When the last byte came from the broker (see #armHeartbeat). */
+  #heard = 0;
   #maxTag = 0;
   #out = new Outbox();
   #socket: Socket | undefined;
@@ -320,6 +322,7 @@ export class TcpTransport implements Transport {
       for (const p of pieces) socket.write(p);
     });
     socket.on('data', (chunk: Buffer) => {
+      this.#heard = this.#clock.now();
       try { decoder.push(chunk); } catch (err) { log('tcp client: bad frame from broker: %s', (err as Error).message); socket.destroy(); }
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -338,6 +341,7 @@ export class TcpTransport implements Transport {
   }
 
   #opened(heartbeat: number): void {
+    this.#heard = this.#clock.now();
     this.#state = 'open';
     this.#attempt = 0;
     this.#heartbeatMs = heartbeat;
@@ -395,13 +399,26 @@ export class TcpTransport implements Transport {
     if (set !== undefined) for (const listener of [...set]) listener(event);
   }
 
+  /**
+   * Every heartbeat period: tells the broker which deliveries it holds, and checks the broker is still there. A
+   * connection that went half-open (a peer or a NAT gone without a FIN, a stalled proxy) carries nothing back:
+   * after a period without a byte from the broker the client asks it something small (its answer is the proof),
+   * and after HALF_OPEN_PERIODS of silence it drops the connection and reconnects; requests in flight are re-sent.
+   */
   #armHeartbeat(): void {
     if (this.#heartbeat !== undefined) this.#clock.clearTimer(this.#heartbeat);
     this.#heartbeat = this.#clock.setTimer(() => {
       this.#heartbeat = undefined;
       if (this.#state !== 'open') return;
+      const quiet = this.#clock.now() - this.#heard;
+      if (quiet >= HALF_OPEN_PERIODS * this.#heartbeatMs) {
+        log('tcp client: no word from the broker at %s:%d for %d ms: reconnecting', this.#o.host, this.#o.port, quiet);
+        this.#socket?.destroy();
+        return;
+      }
       const base = this.#tagBase;
       this.#oneWay({ t: 'heartbeat', tags: Array.from(this.#held.keys(), (tag) => tag - base) });
+      if (quiet >= this.#heartbeatMs) this.#request((id) => ({ t: 'getState', id, sid: PROBE_ID }), true).catch(() => undefined);
       this.#armHeartbeat();
     }, this.#heartbeatMs);
   }
@@ -439,6 +456,11 @@ export class TcpTransport implements Transport {
 }
 
 /** What a request that could not be encoded rejects with. */
+/** Heartbeat periods without a byte from the broker (a probe asked after the first) before the connection is dropped as half-open. */
+const HALF_OPEN_PERIODS = 3;
+/** The id a liveness probe asks the state of (no task has it: the broker answers "none"). */
+const PROBE_ID = '\u0000probe';
+
 function encodeError(type: string, err: unknown): Error {
   if (err instanceof MillwrightError) return err;
   return new ValidationError(`Could not encode the ${type} request for the wire: ${err instanceof Error ? err.message : String(err)}`, type);
