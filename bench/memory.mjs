@@ -6,7 +6,9 @@
 //   min-window / min-all   : the least code doing the work millwright must do per task (a
 //                            random UUID, the args and result through JSON, a result record
 //                            kept in a Map of every result with an expiry entry, a watcher
-//                            per get()); no retries, events, revocation or transport seam:
+//                            for a get() whose task is not done yet: none here, as in
+//                            millwright, since a trivial task finishes before its get());
+//                            no retries, events, revocation or transport seam:
 //                            how far the target is from what the work itself costs
 //   mw-window / mw-all     : millwright, App + in-memory transport + one worker,
 //                            `(await app.send(add.s(i, 1))).get()`
@@ -41,21 +43,24 @@ async function parent() {
   console.log(`\n### In-memory send -> result, trivial task (N=${int(args.n)}, concurrency ${args.concurrency}, window ${args.window}, ${args.reps} reps, node ${process.version})\n`);
   const rows = [];
   for (const pattern of ['window', 'all']) {
-    const bare = median(rate(`bare-${pattern}`));
+    const bare = rate(`bare-${pattern}`);
+    const least = rate(`min-${pattern}`);
     for (const who of ['bare', 'min', 'mw']) {
       const name = `${who}-${pattern}`;
       const r = rate(name);
       const ok = results[name].every((x) => x.ok);
       const m = median(r);
+      const ofBare = median(r.map((x, i) => x / bare[i])); // per rep: the same rep's bare run (runInterleaved keeps rep order)
+      const ofMin = median(r.map((x, i) => x / least[i]));
       const cpu = median(results[name].map((x) => x.cpuUsPerTask));
       const rss = median(results[name].map((x) => x.rssMB));
       const targets = who === 'mw'
-        ? `>= ${int(TARGET_RATE)}/s: ${m >= TARGET_RATE ? 'yes' : 'NO'}; >= ${pct(TARGET_RATIO)} of bare: ${m / bare >= TARGET_RATIO ? 'yes' : 'NO'}`
+        ? `>= ${int(TARGET_RATE)}/s: ${m >= TARGET_RATE ? 'yes' : 'NO'}; >= ${pct(TARGET_RATIO)} of bare: ${ofBare >= TARGET_RATIO ? 'yes' : 'NO'}`
         : who === 'min' ? 'reference (the work alone)' : 'reference';
-      rows.push([name, int(m), `${int(min(r))} – ${int(max(r))}`, pct(m / bare), fixed(cpu, 2), int(rss), ok ? 'yes' : 'NO', targets]);
+      rows.push([name, int(m), `${int(min(r))} – ${int(max(r))}`, pct(ofBare), pct(ofMin), fixed(cpu, 2), int(rss), ok ? 'yes' : 'NO', targets]);
     }
   }
-  printTable(['case', 'tasks/s median', 'min – max', 'of bare (same pattern)', 'CPU us/task', 'RSS MB', 'results ok', 'target met'], rows);
+  printTable(['case', 'tasks/s median', 'min – max', 'of bare (same pattern)', 'of min', 'CPU us/task', 'RSS MB', 'results ok', 'target met'], rows);
   console.log(`\nmachine busy (all processes, both cores) during the run: ${pct(busy)}; wall ${fixed((Date.now() - t0) / 1000, 1)} s`);
 }
 

@@ -178,8 +178,8 @@ async function main() {
 
   if (suites.includes('tiny')) {
     const ids = ['millwright', 'raw', ...peers];
-    const res = await run(ids.map((id) => `tiny:${id}`), (c) => ({ n: c.endsWith('millwright') || c.endsWith('raw') ? q(200_000) : q(50_000), inflight: 1000, threads: 2, warm: q(5_000) }));
-    console.log('### tiny: inc(x), 2 threads, 1,000 in flight (peers: 50,000 tasks, others 200,000)\n');
+    const res = await run(ids.map((id) => `tiny:${id}`), { n: q(200_000), inflight: 1000, threads: 2, warm: q(5_000) });
+    console.log(`### tiny: inc(x), 2 threads, 1,000 in flight, ${int(q(200_000))} tasks each\n`);
     printTable(['contender', 'tasks/s', '× raw (per rep)', 'CPU µs/task (all threads)'], ids.map((id) => {
       const r = res[`tiny:${id}`];
       return [id, range(r.map((x) => x.tasksPerS), int), range(r.map((x, i) => x.tasksPerS / res['tiny:raw'][i].tasksPerS), (x) => fixed(x, 3)), range(r.map((x) => x.cpuUsPerTask), (x) => fixed(x, 1))];

@@ -11,6 +11,11 @@ import { basename, dirname, join } from 'node:path';
 const here = dirname(fileURLToPath(import.meta.url));
 const self = basename(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) { // the scripts have no --help: passed through, it would start a full run
+  console.log('usage: node bench/run-all.mjs [--reps 3] [--only memory,delayed] [other options passed to every script]');
+  console.log(`scripts: ${readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== self).sort().join(', ')}`);
+  process.exit(0);
+}
 const onlyAt = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
 let only = null;
 if (onlyAt >= 0) {

@@ -325,7 +325,7 @@ async function main() {
     if (want('raw')) { const a = await raw('pipelined', 300000); r.rawPipe.push(a.rate); const b2 = await raw('reqres', 20000); r.rawReq.push(b2.rate); r.rawRtt50.push(b2.rtt.p50); r.rawRtt99.push(b2.rtt.p99); }
     if (want('throughput')) r.tput.push(await throughput(args.n));
     if (redis !== null) {
-      r.bull.push(await bullmqThroughput(redis, 20000));
+      r.bull.push(await bullmqThroughput(redis, args.n)); // same N as millwright's row (the peers' harness used 20,000)
       const s = await bullmqLatency(redis, 1000);
       r.bullP50.push(s.p50); r.bullP99.push(s.p99); r.bullCold99.push(s.cold99);
     }
