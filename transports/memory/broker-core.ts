@@ -53,6 +53,8 @@ export class BrokerCore {
   readonly #dropped = new Map<string, TaskMessage>();
   readonly #chords = new ChordLedger();
   readonly #delayed: TimerQueue<Waiting>;
+  /** In load(): nothing is dropped yet. */
+  #loading = false;
 
   /**
    * @param revokedRetention ms a REVOKED record written by `revoke()` is kept (the core's
@@ -153,18 +155,26 @@ export class BrokerCore {
 
   revoke(id: string): void {
     this.#revoked.add(id);
-    const queued = this.#states.queuedMessage(id);
+    let queued = this.#states.queuedMessage(id);
     const current = this.#states.get(id);
     const now = this.#clock.now();
-    const retry = queued === undefined && current?.state === 'RETRY' ? this.#takeDelayed(id) : undefined;
+    let retry: TaskMessage | undefined;
+    if (queued === undefined && current !== undefined && !isFinal(current.state) && current.state !== 'STARTED') {
+      // Waiting for a retry (or handed back with a delay): taken out now.
+      retry = this.#takeDelayed(id);
+      // Queued or delivered with a record (RECEIVED; a retry already due, or replayed past its ETA after a restart):
+      // as a queued task, dropped when it comes up, its workflow failed now. Given only a REVOKED record, a snapshot
+      // left it out (revoked and final), and the rest of its workflow never failed.
+      if (retry === undefined) queued = this.#queuedCopy(id);
+    }
     if (queued !== undefined) {
       // Queued and not started: the core's REVOKED outcome fails the rest of its workflow (chain links,
       // chord callbacks) so no handle waits forever.
       this.#dropped.set(id, queued);
       this.#fail(queued);
     } else if (retry !== undefined) {
-      // Waiting for a retry: taken out now, not dropped when it comes up (by then the revocation may have
-      // expired with its record), and its workflow fails now rather than at the retry's ETA.
+      // Waiting for a retry or a delayed hand-back: taken out now, not dropped when it comes up (by then the
+      // revocation may have expired with its record), and its workflow fails now rather than at the retry's ETA.
       this.#fail(retry);
     } else if (current === undefined || (!isFinal(current.state) && current.state !== 'STARTED')) {
       this.#states.put({
@@ -216,6 +226,13 @@ export class BrokerCore {
 
   /** Loads a snapshot into an empty core (before any consumer or watcher). */
   load(snapshot: CoreSnapshot): void {
+    // A task revoked while it ran comes back queued: it is dropped (and failed REVOKED) when it comes up, not as it
+    // is loaded, before the journal replays the outcome its worker settled after the snapshot.
+    this.#loading = true;
+    try { this.#load(snapshot); } finally { this.#loading = false; }
+  }
+
+  #load(snapshot: CoreSnapshot): void {
     for (const record of snapshot.states) this.#states.put(record);
     for (const id of snapshot.revoked) this.#revoked.add(id);
     for (const id of snapshot.closedChords) this.#chords.markClosed(id);
@@ -244,6 +261,16 @@ export class BrokerCore {
     return found;
   }
 
+  /**
+   * The latest copy of `id` held in a queue, ready or unacked (during a journal replay, copies a later settle acked
+   * are still there, with lower attempts). O(queued tasks); for revoke.
+   */
+  #queuedCopy(id: string): TaskMessage | undefined {
+    let found: TaskMessage | undefined;
+    for (const message of this.#queues.tasks()) if (message.id === id && (found === undefined || message.attempt > found.attempt)) found = message;
+    return found;
+  }
+
   #enqueue(message: TaskMessage): void {
     if (message.eta > 0 && message.eta > this.#clock.now()) this.#delayed.add(message.eta, message);
     else this.#queues.push(message);
@@ -251,6 +278,7 @@ export class BrokerCore {
 
   /** Revoked (a task revoked while queued is dropped once, when it comes up). */
   #isDropped(message: TaskMessage): boolean {
+    if (this.#loading) return false;
     const id = message.id;
     if (this.#dropped.size > 0 && this.#dropped.get(id) === message) return this.#dropped.delete(id);
     if (!this.#revoked.has(id)) return false;
