@@ -27,6 +27,9 @@ describe('millwright --help', () => {
     expect(viaHelp).toEqual(await runCli(['send', '--help']));
     expect(viaHelp.code).toBe(0);
     expect(viaHelp.stdout).toContain('Usage: millwright send');
+    const unknown = await runCli(['help', 'nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown command `nope`');
   });
 
   it.each(Object.entries(FLAGS))('%s --help names its flags and exits 0', async (command, flags) => {

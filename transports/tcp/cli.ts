@@ -169,8 +169,12 @@ async function worker(args: ParsedArgs): Promise<void> {
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
   // `millwright help send` is `millwright send --help`.
-  const helpOf = command === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
-  if (helpOf !== undefined) { process.stdout.write(commandHelp(helpOf)); return; }
+  if (command === 'help' && rest[0] !== undefined) {
+    const spec = COMMANDS[rest[0]];
+    if (spec === undefined) throw new UsageError(`Unknown command \`${rest[0]}\`: expected one of ${Object.keys(COMMANDS).map((c) => `\`${c}\``).join(', ')}`);
+    process.stdout.write(commandHelp(spec));
+    return;
+  }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     if (command !== undefined) { process.stdout.write(topHelp()); return; }
     process.stderr.write(topHelp());
