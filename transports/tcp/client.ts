@@ -21,7 +21,7 @@ import {
   type TransportContext, type WatchEvent,
 } from '../../src/transport.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
-import { decodeServerMessage, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+import { decodeServerMessage, PROBE_ID, PROTOCOL_VERSION, writeMessage, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 import { Requests, type Request } from './requests.js';
 
 const log = debuglog('millwright');
@@ -458,8 +458,6 @@ export class TcpTransport implements Transport {
 /** What a request that could not be encoded rejects with. */
 /** Heartbeat periods without a byte from the broker (a probe asked after the first) before the connection is dropped as half-open. */
 const HALF_OPEN_PERIODS = 3;
-/** The id a liveness probe asks the state of (no task has it: the broker answers "none"). */
-const PROBE_ID = '\u0000probe';
 
 function encodeError(type: string, err: unknown): Error {
   if (err instanceof MillwrightError) return err;

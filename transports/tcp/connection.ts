@@ -15,7 +15,7 @@ import type { DeliveryTag, Outcome, TaskMessage, WatchEvent } from '../../src/tr
 import type { BrokerCore } from '../memory/broker-core.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEADER_BYTES, Outbox } from './framing.js';
 import type { JournalRecord } from './journal.js';
-import { decodeClientMessage, MsgType, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
+import { decodeClientMessage, MsgType, PROBE_ID, PROTOCOL_VERSION, writeDeliver, writeMessage, writeOk, type ClientMessage, type ServerMessage, type WireQueueStats } from './protocol.js';
 
 const log = debuglog('millwright');
 
@@ -132,6 +132,19 @@ export class Connection {
     if (msg.t === 'result') this.send({ t: 'error', id: msg.id, code: 'ERR_VALIDATION', message });
   }
 
+  /**
+   * A client's liveness probe is answered at once, straight to the socket: its answer ("none") depends on nothing
+   * the journal has to make durable, and held behind a slow commit or a compaction (the turn's replies wait for
+   * it) it left every client hearing nothing for 3 heartbeat periods, dropping a healthy connection (its
+   * deliveries requeued, run twice).
+   */
+  #answerProbe(id: number): void {
+    if (this.#state !== 'open' || this.socket.destroyed) return;
+    const out = new Outbox();
+    writeMessage(out, { t: 'result', id, record: null });
+    for (const piece of out.take()) this.socket.write(piece);
+  }
+
   /** Confirms request `id` (and, merged, every earlier one: see writeOk). */
   #ok(id: number): void {
     if (this.#state === 'closed') return;
@@ -246,6 +259,7 @@ export class Connection {
         if (this.#host.journaling) this.#host.journal({ t: 'setState', record: msg.record });
         return this.#ok(msg.id);
       case 'getState':
+        if (msg.sid === PROBE_ID) return this.#answerProbe(msg.id);
         return this.send({ t: 'result', id: msg.id, record: core.getState(msg.sid) ?? null });
       case 'revoke':
         core.revoke(msg.sid);

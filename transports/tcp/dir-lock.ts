@@ -7,18 +7,19 @@
  * that is gone (SIGKILL, a crash) is taken over. Node has no flock(): a pid
  * file is what is portable.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { ProtocolError } from '../../src/errors.js';
 
 const LOCK = 'broker.lock';
-/** Directories locked by brokers of this process (a pid file cannot tell them from a previous process's same pid). */
+/** Directories locked by brokers of this process, by real path (a pid file cannot tell them from a previous process's same pid). */
 const held = new Set<string>();
 
 /** Takes the lock of `dir` (creating the directory); returns its release. Throws ProtocolError when a live broker holds it. */
 export function lockDataDir(dir: string): () => void {
   mkdirSync(dir, { recursive: true });
-  const key = resolve(dir);
+  // Its real path: the same directory through a symlink (or a relative path) is the same lock.
+  const key = realpathSync(dir);
   const path = join(dir, LOCK);
   const owner = held.has(key) ? process.pid : ownerOf(path);
   if (owner !== undefined) {

@@ -26,6 +26,11 @@ import { arr, bad, int, ints, isBinary, obj, readPacked, str, strings, stringify
 
 /** Protocol version spoken by this implementation. */
 export const PROTOCOL_VERSION = 2;
+/**
+ * The id a client's liveness probe asks the state of (no task has it: the broker answers "none", at once, ahead of
+ * replies waiting for the journal: a broker busy with a slow commit is alive).
+ */
+export const PROBE_ID = '\u0000probe';
 /** Bytes of the fixed payload header. */
 export { PAYLOAD_HEADER_BYTES };
 
