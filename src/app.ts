@@ -53,7 +53,10 @@ export interface WorkerOptions {
 }
 
 const APP_RULES = {
-  transport: rules.object, defaultQueue: rules.string, clock: rules.object, resultsExpireIn: rules.number(0), rng: rules.fn,
+  transport: rules.methods('a Transport', [
+    'connect', 'close', 'publish', 'consume', 'settle', 'release', 'setState', 'getState', 'peekState', 'watch', 'progress', 'revoke',
+  ]),
+  defaultQueue: rules.string, clock: rules.clock, resultsExpireIn: rules.number(0), rng: rules.fn,
 };
 const WORKER_RULES = {
   queues: rules.stringArray, concurrency: rules.int(1), threads: rules.int(1, 1024), prefetch: rules.int(0), ignoreUnknown: rules.boolean,
@@ -204,6 +207,10 @@ export class App {
   worker(options: WorkerOptions = {}): Worker {
     this.#live();
     checkOptions('worker', options, WORKER_RULES);
+    // The transport is asked for concurrency + prefetch deliveries: past 2^53 the TCP broker refuses the consume frame.
+    if (!Number.isSafeInteger((options.concurrency ?? 10) + (options.prefetch ?? 0))) {
+      throw new ValidationError('Expected `concurrency` + `prefetch` to be at most Number.MAX_SAFE_INTEGER: pass a smaller `prefetch`', 'prefetch');
+    }
     const worker = new Worker(this.#host, Object.freeze({
       queues: options.queues ?? [this.#defaultQueue],
       concurrency: options.concurrency ?? 10,

@@ -22,6 +22,15 @@ export const rules = {
   stringArray: { expect: 'a non-empty array of non-empty strings', test: (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && s.length > 0) } as Rule,
   object: { expect: 'an object', test: (v: unknown) => typeof v === 'object' && v !== null } as Rule,
   fn: { expect: 'a function', test: (v: unknown) => typeof v === 'function' } as Rule,
+  /** An object with these methods (an injected Transport or Clock), so a wrong one fails here, not as a TypeError later. */
+  methods: (what: string, names: readonly string[]): Rule => ({
+    expect: `${what} (an object with methods ${names.map((n) => `${n}()`).join(', ')})`,
+    test: (v) => typeof v === 'object' && v !== null && names.every((n) => typeof (v as Record<string, unknown>)[n] === 'function'),
+  }),
+  /** An injected time source: every method the core calls on one. */
+  get clock(): Rule {
+    return rules.methods('a Clock', ['now', 'setTimer', 'clearTimer', 'track']);
+  },
   oneOf: (...values: string[]): Rule => ({ expect: `one of ${values.map((v) => `"${v}"`).join(', ')}`, test: (v) => typeof v === 'string' && values.includes(v) }),
 };
 

@@ -4,16 +4,20 @@
  * the core's codec, exactly as over TCP, so producer and worker share no
  * object and serialisation bugs fail in the fast tests.
  */
-import { systemClock, type Clock } from '../../src/clock.js';
+import { SystemClock, systemClock, type Clock } from '../../src/clock.js';
 import type { Packed } from '../../src/codec.js';
-import { ClosedError } from '../../src/errors.js';
+import { ClosedError, ValidationError } from '../../src/errors.js';
+import { checkOptions, rules } from '../../src/options.js';
 import {
   DONE, type Batch, type ConsumeSpec, type Consumer, type ConsumerHandler, type DeliveryTag, type Outcome, type StateRecord, type Transport, type TransportContext, type WatchEvent,
 } from '../../src/transport.js';
 import { BrokerCore } from './broker-core.js';
 
 export interface MemoryTransportOptions {
-  /** The clock for ETAs and expiry. Default: the clock of the first App that connects, else the real clock. */
+  /**
+   * The clock for ETAs and expiry. Default: the clock of the first App that connects, else the real clock.
+   * Every App connecting must use the same clock (ETAs are compared across them): another one is refused.
+   */
   readonly clock?: Clock;
 }
 
@@ -30,10 +34,15 @@ export class MemoryTransport implements Transport {
   #closed = false;
 
   constructor(options: MemoryTransportOptions = {}) {
+    checkOptions('MemoryTransport', options, { clock: rules.clock });
     this.#clock = options.clock;
   }
 
+  /** Adopts the app's clock, unless it already keeps time by another one (an ETA set by one clock is read by the other: refused). */
   async connect(context: TransportContext): Promise<void> {
+    if (this.#clock !== undefined && !sameClock(this.#clock, context.clock)) {
+      throw new ValidationError('This MemoryTransport keeps time by another clock than the App connecting to it, so ETAs, retries and expiry would be off: pass the same `clock` to every App sharing the transport (and to the transport, if given one)', 'clock');
+    }
     this.#engine(context.clock, context.resultsExpireIn);
   }
 
@@ -100,12 +109,18 @@ export class MemoryTransport implements Transport {
   }
 
   #engine(clock?: Clock, resultsExpireIn?: number): BrokerCore {
-    this.#clock ??= clock;
-    return (this.#core ??= new BrokerCore(this.#clock ?? systemClock, resultsExpireIn));
+    if (this.#core !== undefined) return this.#core;
+    this.#clock ??= clock ?? systemClock; // the core's clock, from now on
+    return (this.#core = new BrokerCore(this.#clock, resultsExpireIn));
   }
 
   #live(): BrokerCore {
     if (this.#closed) throw new ClosedError('MemoryTransport');
     return this.#engine();
   }
+}
+
+/** One time source: the same clock, or two real ones. */
+function sameClock(a: Clock, b: Clock): boolean {
+  return a === b || (a instanceof SystemClock && b instanceof SystemClock);
 }

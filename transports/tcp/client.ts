@@ -55,7 +55,7 @@ export interface TcpTransportOptions {
 const RULES = {
   host: rules.string, port: rules.int(1, 65535), token: rules.string, tls: rules.object, connectTimeout: rules.int(1),
   sendTimeout: rules.int(1), reconnectDelay: rules.int(1), maxReconnectDelay: rules.int(1), maxInFlight: rules.int(1),
-  maxFrameBytes: rules.int(64), clock: rules.object,
+  maxFrameBytes: rules.int(64), clock: rules.clock,
 };
 
 interface ConsumerEntry { readonly spec: ConsumeSpec; readonly handler: ConsumerHandler; registered: boolean; cancelled: boolean }

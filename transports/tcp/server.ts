@@ -68,7 +68,7 @@ const RULES = {
   host: rules.string, port: rules.int(0, 65535), token: rules.string, tls: rules.object, dataDir: rules.string,
   maxFrameBytes: rules.int(64), visibilityTimeout: rules.int(1), handshakeTimeout: rules.int(1), idleTimeout: rules.int(1),
   pauseBytes: rules.int(1), maxWriteBuffer: rules.int(1), maxJournalBacklog: rules.int(1), compactBytes: rules.int(1),
-  fsync: rules.boolean, clock: rules.object,
+  fsync: rules.boolean, clock: rules.clock,
 };
 
 interface Gate { ready: boolean; readonly batch: Array<[Connection, Buffer[]]> }
