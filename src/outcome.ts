@@ -9,7 +9,7 @@ import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { prependArg, type Packed } from './codec.js';
 import { PermanentError, RetryLater, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Rng } from './rng.js';
-import type { Batch, ChordRef, Outcome, StateRecord, TaskMessage, TaskState } from './transport.js';
+import type { Batch, ChordRef, ChordSpec, Outcome, StateRecord, TaskMessage, TaskState } from './transport.js';
 import { withResults } from './workflow.js';
 
 /** A safety net for RetryLater, which ignores `retries`. */
@@ -88,16 +88,29 @@ export function finalFailure(message: TaskMessage, attempt: number, state: 'FAIL
   };
 }
 
+/**
+ * Every task `batch` can start, failed, depth first. Iterative, and chords are told apart by a set: a chain of n
+ * links nests n batches deep (a recursive walk overflowed the stack at a few thousand links), and a chain of n chords
+ * compared each member against every chord found so far.
+ */
 function cascade(batch: Batch, records: StateRecord[], chords: ChordRef[], error: ErrorInfo, ctx: OutcomeContext, inner: Set<string>): void {
-  for (const t of batch.tasks) {
+  const known = new Set(chords.map((c) => c.id));
+  const todo: Array<Batch | TaskMessage> = [batch];
+  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
+    if ('tasks' in item) {
+      // A chord that starts inside the failed part never starts: its callback already gets the link's own error.
+      for (let i = item.chords.length - 1; i >= 0; i--) {
+        const c = item.chords[i] as ChordSpec;
+        inner.add(c.id);
+        todo.push(c.callback);
+      }
+      for (let i = item.tasks.length - 1; i >= 0; i--) todo.push(item.tasks[i] as TaskMessage);
+      continue;
+    }
+    const t = item;
     records.push({ id: t.id, name: t.name, state: 'FAILURE', error, attempts: 0, createdAt: ctx.now, updatedAt: ctx.now, expiresAt: ctx.now + ctx.resultsExpireIn });
-    if (t.chord !== undefined && !chords.some((c) => c.id === t.chord?.id)) chords.push(t.chord);
-    if (t.onSuccess !== undefined) cascade(t.onSuccess, records, chords, error, ctx, inner);
-  }
-  for (const c of batch.chords) {
-    // A chord that starts inside the failed part never starts: its callback already gets the link's own error.
-    inner.add(c.id);
-    cascade(c.callback, records, chords, error, ctx, inner);
+    if (t.chord !== undefined && !known.has(t.chord.id)) { known.add(t.chord.id); chords.push(t.chord); }
+    if (t.onSuccess !== undefined) todo.push(t.onSuccess);
   }
 }
 

@@ -58,7 +58,10 @@ export interface TaskMessage {
 export interface ChordRef {
   readonly id: string;
   readonly index: number;
-  /** Every task id of the callback workflow, failed with ChordError if this member finally fails. */
+  /**
+   * Task ids failed with ChordError if this member finally fails, besides the callback workflow's own (the broker
+   * fails those from its chord ledger). Compiled workflows leave it empty.
+   */
   readonly tail: readonly string[];
 }
 

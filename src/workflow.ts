@@ -39,6 +39,8 @@ export interface Compiled {
 
 /** The chords of a batch that has none (shared: batches are never changed once made). */
 const NO_CHORDS: readonly ChordSpec[] = Object.freeze([]);
+/** The `tail` of a compiled chord member (see compileGroup). */
+const NO_IDS: readonly string[] = Object.freeze([]);
 
 /**
  * Compiles one signature that nothing follows: its message, in a batch of its own. (What `compile` does for a
@@ -109,8 +111,9 @@ function compileGroup(id: string, members: readonly Workflow[], ctx: CompileCont
   }
   // A group followed by something is a chord: `next` runs once with every result.
   if (members.length === 0) return { batch: next, handle: { kind: 'group', members: [] } };
-  const tail = taskIds(next).map((t) => t.id);
-  const parts = members.map((m, index) => build(m, ctx, null, { id, index, tail }));
+  // No tail ids: a member's final failure fails the callback from the broker's ledger (one copy of `next`), rather
+  // than from ids carried by every member (n members × the callback's ids, quadratic for a chain of groups).
+  const parts = members.map((m, index) => build(m, ctx, null, { id, index, tail: NO_IDS }));
   const batch = merge(parts.map((p) => p.batch));
   return {
     batch: { tasks: batch.tasks, chords: [...batch.chords, { id, count: members.length, callback: next }] },
@@ -127,13 +130,21 @@ function nested(): ValidationError {
   return new ValidationError('A chord member must be a signature or a chain ending in a signature, not a group or chord', 'chord');
 }
 
-/** Every task id a batch can start, recursively (its tasks, their links, chord callbacks). */
+/**
+ * Every task id a batch can start (its tasks, their links, chord callbacks), depth first. Iterative: a chain of
+ * n links nests n `onSuccess` batches deep, and a recursive walk overflowed the stack at a few thousand links.
+ */
 export function taskIds(batch: Batch, out: Array<{ id: string; name: string }> = []): Array<{ id: string; name: string }> {
-  for (const t of batch.tasks) {
-    out.push({ id: t.id, name: t.name });
-    if (t.onSuccess !== undefined) taskIds(t.onSuccess, out);
+  const todo: Array<Batch | TaskMessage> = [batch];
+  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
+    if ('tasks' in item) {
+      for (let i = item.chords.length - 1; i >= 0; i--) todo.push((item.chords[i] as ChordSpec).callback);
+      for (let i = item.tasks.length - 1; i >= 0; i--) todo.push(item.tasks[i] as TaskMessage);
+    } else {
+      out.push({ id: item.id, name: item.name });
+      if (item.onSuccess !== undefined) todo.push(item.onSuccess);
+    }
   }
-  for (const c of batch.chords) taskIds(c.callback, out);
   return out;
 }
 

@@ -11,6 +11,7 @@ import type { Packed } from '../../src/codec.js';
 import { RevokedError, toErrorInfo, type MillwrightError } from '../../src/errors.js';
 import { finalFailure } from '../../src/outcome.js';
 import { TimerQueue } from '../../src/timer-queue.js';
+import { taskIds } from '../../src/workflow.js';
 import type {
   Batch, ChordSpec, ConsumeSpec, ConsumerHandler, DeliveryTag, Outcome, StateRecord, TaskMessage, WatchEvent,
 } from '../../src/transport.js';
@@ -118,8 +119,10 @@ export class BrokerCore {
     if (outcome.publish !== null) this.publish(outcome.publish);
     const chord = outcome.chord;
     if (chord !== null) {
-      if (chord.result === null) this.#chords.fail(chord.ref.id);
-      else {
+      if (chord.result === null) {
+        const callback = this.#chords.fail(chord.ref.id);
+        if (callback !== null) this.#failCallback(chord.ref.id, callback, outcome.records[0]);
+      } else {
         const callback = this.#chords.succeed(chord.ref.id, chord.ref.index, chord.result);
         if (callback !== null) this.publish(callback);
       }
@@ -286,6 +289,21 @@ export class BrokerCore {
     // revoke() could not reach its message then. It ends REVOKED now, and so does the rest of its workflow.
     this.#fail(message);
     return true;
+  }
+
+  /**
+   * A chord closed by a member's final failure: every task of its callback workflow fails with ChordError. Done here,
+   * from the ledger's one copy of the callback, not from ids carried by each member (a chain of two groups of n made
+   * each of n members carry n ids: n² on the wire). Timestamps come from the member's record, so a journal replay
+   * writes the same records.
+   */
+  #failCallback(chordId: string, callback: Batch, member: StateRecord | undefined): void {
+    const at = member?.updatedAt ?? this.#clock.now();
+    const expiresAt = member?.expiresAt ?? at + this.#revokedRetention;
+    const error = { code: 'ERR_CHORD', name: 'ChordError', message: `Chord ${chordId} failed because a member (${member?.name ?? '?'}) failed: ${member?.error?.message ?? 'unknown error'}` };
+    for (const { id, name } of taskIds(callback)) {
+      this.#states.putUnlessFinal({ id, name, state: 'FAILURE', error, attempts: 0, createdAt: at, updatedAt: at, expiresAt });
+    }
   }
 
   /** Applies the REVOKED outcome of a task that will not run. */

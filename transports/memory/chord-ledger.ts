@@ -42,9 +42,15 @@ export class ChordLedger {
     return withResults(entry.spec.callback, entry.results as Packed[]);
   }
 
-  /** A member failed for good: the chord never fires. */
-  fail(id: string): void {
-    if (this.#open.has(id)) this.#close(id);
+  /**
+   * A member failed for good: the chord never fires. Returns its callback (to fail with ChordError) when this
+   * closed the chord; null when it was not open.
+   */
+  fail(id: string): Batch | null {
+    const entry = this.#open.get(id);
+    if (entry === undefined) return null;
+    this.#close(id);
+    return entry.spec.callback;
   }
 
   /** Open chords, for snapshots: id, count and the results so far. */

@@ -1,9 +1,10 @@
 /** Writes the binary bodies of binary.ts straight into an Outbox slab. */
 import type { Packed } from '../../src/codec.js';
+import { ValidationError } from '../../src/errors.js';
 import type { Batch, ChordRef, Outcome, StateRecord, TaskMessage, WatchEvent } from '../../src/transport.js';
 import { PAYLOAD_HEADER_BYTES, STATE_CODES } from './binary.js';
 import type { Outbox } from './framing.js';
-import { stringifyWithBins, TASK_EXTRA_KEYS } from './wire-values.js';
+import { MAX_WORKFLOW_DEPTH, stringifyWithBins, TASK_EXTRA_KEYS, workflowDepth } from './wire-values.js';
 
 const STATE_INDEX = new Map<string, number>(STATE_CODES.map((s, i) => [s, i]));
 
@@ -118,6 +119,14 @@ export class BodyWriter {
   }
 
   batch(b: Batch): void {
+    // Refused here, as a ValidationError of this request: the broker's reader would refuse the frame and close the
+    // connection, and the client would resend it on every reconnect until its sendTimeout.
+    if (b.chords.length > 0 || b.tasks.some(hasLinks)) {
+      const depth = workflowDepth(b);
+      if (depth > MAX_WORKFLOW_DEPTH) {
+        throw new ValidationError(`A workflow nests ${depth} levels deep (e.g. a chain of ${depth + 1} links), more than the ${MAX_WORKFLOW_DEPTH} the TCP transport carries: split it (a later part can be sent by a task of an earlier one)`, 'workflow');
+      }
+    }
     this.u32(b.tasks.length);
     for (const t of b.tasks) this.task(t);
     this.str(b.chords.length === 0 ? '' : stringifyWithBins(b.chords, true, this.#bins));
@@ -156,6 +165,8 @@ export class BodyWriter {
     this.u8(1); this.str(e.id); this.packed(e.value);
   }
 }
+
+const hasLinks = (t: TaskMessage): boolean => t.onSuccess !== undefined || t.onError !== undefined;
 
 /** The optional fields of a task as one JSON object text, or "" when it has none (the common case). */
 function taskExtras(m: TaskMessage, bins: Uint8Array[]): string {

@@ -122,7 +122,7 @@ const TASK_KEYS: ReadonlySet<string> = new Set([
  * a TaskMessage's is copied down to the known ones.
  */
 export function readTask(v: unknown, bins: readonly Uint8Array[], path: string, depth = 0): TaskMessage {
-  if (depth > 64) throw bad(path, 'nests workflows deeper than 64 levels');
+  if (depth > MAX_WORKFLOW_DEPTH) throw bad(path, `nests workflows deeper than ${MAX_WORKFLOW_DEPTH} levels`);
   const o = obj(v, path);
   if (str(o, 'id', path) === '' || str(o, 'queue', path) === '') throw bad(path, 'must have a non-empty id and queue');
   str(o, 'name', path); int(o, 'priority', path); num(o, 'eta', path); int(o, 'retries', path); int(o, 'attempt', path); num(o, 'createdAt', path);
@@ -136,6 +136,28 @@ export function readTask(v: unknown, bins: readonly Uint8Array[], path: string, 
   if (o['onError'] !== undefined) o['onError'] = arr(o['onError'], `${path}.onError`).map((t, i) => readTask(t, bins, `${path}.onError[${i}]`, depth + 1));
   if (o['chord'] !== undefined) o['chord'] = readChordRef(o['chord'], `${path}.chord`);
   return (onlyKnown(o, TASK_KEYS) ? o : pick(o, TASK_KEYS)) as unknown as TaskMessage;
+}
+
+/** How deep the readers follow onSuccess / onError / chord callback links (a chain of n links is n - 1 deep). */
+export const MAX_WORKFLOW_DEPTH = 64;
+
+/**
+ * The deepest level at which `b` holds a task, its own tasks at `depth`, as the readers count it. Iterative (a
+ * chain is as deep as it is long).
+ */
+export function workflowDepth(b: Batch, depth = 0): number {
+  let max = depth;
+  const todo: Array<[Batch, number]> = [[b, depth]];
+  for (let e = todo.pop(); e !== undefined; e = todo.pop()) {
+    const [batch, d] = e;
+    if (batch.tasks.length > 0 && d > max) max = d;
+    for (const t of batch.tasks) {
+      if (t.onSuccess !== undefined) todo.push([t.onSuccess, d + 1]);
+      if (t.onError !== undefined && t.onError.length > 0) todo.push([{ tasks: t.onError, chords: [] }, d + 1]);
+    }
+    for (const c of batch.chords) todo.push([c.callback, d + 1]);
+  }
+  return max;
 }
 
 /** The optional fields of a task, in the order they are copied. */
@@ -156,7 +178,7 @@ export function readTaskExtras(m: Obj, extras: unknown, bins: readonly Uint8Arra
     m['immutable'] = o['immutable'];
   }
   if (o['headers'] !== undefined) m['headers'] = readHeaders(o['headers'], `${path}.headers`);
-  if (depth > 64) throw bad(path, 'nests workflows deeper than 64 levels');
+  if (depth > MAX_WORKFLOW_DEPTH) throw bad(path, `nests workflows deeper than ${MAX_WORKFLOW_DEPTH} levels`);
   if (o['onSuccess'] !== undefined) m['onSuccess'] = readBatch(o['onSuccess'], bins, `${path}.onSuccess`, depth + 1);
   if (o['onError'] !== undefined) m['onError'] = arr(o['onError'], `${path}.onError`).map((t, i) => readTask(t, bins, `${path}.onError[${i}]`, depth + 1));
   if (o['chord'] !== undefined) m['chord'] = readChordRef(o['chord'], `${path}.chord`);
