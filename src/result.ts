@@ -171,7 +171,6 @@ class Waiter implements CloseWaiter {
   #unwatch: (() => void) | undefined;
   #timer: TimerHandle | undefined;
   #done = false;
-  /** Both the watch listener and the handler of the stored state read once (one closure for the two). */
   /**
    * One closure for all it hears: the watch listener's events, the stored state read once, and that read's
    * failure (a waiting get() costs ~600 bytes; each closure is ~56 more).

@@ -455,10 +455,10 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** What a request that could not be encoded rejects with. */
 /** Heartbeat periods without a byte from the broker (a probe asked after the first) before the connection is dropped as half-open. */
 const HALF_OPEN_PERIODS = 3;
 
+/** What a request that could not be encoded rejects with. */
 function encodeError(type: string, err: unknown): Error {
   if (err instanceof MillwrightError) return err;
   return new ValidationError(`Could not encode the ${type} request for the wire: ${err instanceof Error ? err.message : String(err)}`, type);

@@ -142,12 +142,12 @@ export function readTask(v: unknown, bins: readonly Uint8Array[], path: string, 
 export const MAX_WORKFLOW_DEPTH = 64;
 
 /**
- * The deepest level at which `b` holds a task, its own tasks at `depth`, as the readers count it. Iterative (a
- * chain is as deep as it is long).
+ * The deepest level at which `b` holds a task, its own tasks at 0, as the readers count it. Iterative (a chain is
+ * as deep as it is long).
  */
-export function workflowDepth(b: Batch, depth = 0): number {
-  let max = depth;
-  const todo: Array<[Batch, number]> = [[b, depth]];
+export function workflowDepth(b: Batch): number {
+  let max = 0;
+  const todo: Array<[Batch, number]> = [[b, 0]];
   for (let e = todo.pop(); e !== undefined; e = todo.pop()) {
     const [batch, d] = e;
     if (batch.tasks.length > 0 && d > max) max = d;
